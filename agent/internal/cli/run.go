@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/agent/internal/logging"
+	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+)
+
+func runDaemon(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("run")
+	path := fs.String("config", config.DefaultPath, "agent config `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	d := NewDaemon(c, m.Stderr)
+	return d.Run(ctx)
+}
+
+// NewDaemon wires a daemon from a loaded config: the one place where the
+// parts meet.
+func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
+	log := logging.New(c.Log.Level, logOut)
+	d := &daemon.Daemon{
+		Config:  c,
+		Log:     log,
+		Git:     NewRepo(c),
+		Nix:     &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Stderr: &logging.LineWriter{Log: log, Field: "build"}},
+		Notify:  &notify.Notifier{},
+		Version: Version,
+	}
+	d.OnReload = func(nc *config.Config) { d.Git = NewRepo(nc) }
+	return d
+}
+
+// NewRepo returns the git side of the daemon for c.
+func NewRepo(c *config.Config) *gitsync.Repo {
+	branches := []string{c.Repository.Branch, c.Repository.TestingBranch}
+	return &gitsync.Repo{
+		Dir: c.RepoDir(),
+		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile,
+			SSHKeyFile: c.Repository.SSHKeyFile, KnownHostsFile: c.Repository.KnownHostsFile},
+		Branches: branches,
+		Timeout:  c.Repository.FetchTimeout.D(),
+	}
+}
+
+func runCloud(ctx context.Context, m *Main, args []string) error {
+	return fmt.Errorf("cloud: not wired yet")
+}
+
+func runFleet(ctx context.Context, m *Main, args []string) error {
+	return fmt.Errorf("fleet: not wired yet")
+}
+
+func runSecrets(ctx context.Context, m *Main, args []string) error {
+	return fmt.Errorf("secrets: not wired yet")
+}
+
+func runDemo(ctx context.Context, m *Main, args []string) error {
+	return fmt.Errorf("demo: not wired yet")
+}

@@ -1,0 +1,249 @@
+// Package config loads and validates the agent's JSON configuration.
+//
+// There is one path: Load reads the file, decodes it strictly (unknown keys
+// are errors), fills defaults and validates, reporting every problem at once.
+// Secrets never appear in the config itself, only paths to files holding them.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Version is the only config format version this agent understands.
+const Version = 1
+
+// DefaultPath is where the NixOS module writes the config.
+const DefaultPath = "/etc/avalanche-agent/config.json"
+
+// ErrNoConfig reports that the config file does not exist.
+var ErrNoConfig = errors.New("no config file")
+
+// Config is the agent's configuration, as written by the NixOS module.
+type Config struct {
+	Version      int        `json:"version"`
+	Hostname     string     `json:"hostname,omitempty"`
+	FlakeOutput  string     `json:"flakeOutput,omitempty"`
+	Repository   Repository `json:"repository"`
+	PollInterval Duration   `json:"pollInterval,omitempty"`
+	StateDir     string     `json:"stateDir,omitempty"`
+	RuntimeDir   string     `json:"runtimeDir,omitempty"`
+	API          API        `json:"api"`
+	Deploy       Deploy     `json:"deploy"`
+	Verify       Verify     `json:"verify"`
+	Secrets      Secrets    `json:"secrets"`
+	ExitNode     ExitNode   `json:"exitNode"`
+	HomeIP       HomeIP     `json:"homeIP"`
+	Metrics      Metrics    `json:"metrics"`
+	StatusListen string     `json:"statusListen,omitempty"`
+	Webhook      Webhook    `json:"webhook"`
+	Log          Log        `json:"log"`
+	Path         string     `json:"-"` // file the config was loaded from
+}
+
+// Repository says where the fleet repository lives and how to reach it.
+type Repository struct {
+	URL            string   `json:"url"`
+	Branch         string   `json:"branch,omitempty"`
+	TestingBranch  string   `json:"testingBranch,omitempty"`
+	TokenFile      string   `json:"tokenFile,omitempty"`
+	SSHKeyFile     string   `json:"sshKeyFile,omitempty"`
+	KnownHostsFile string   `json:"knownHostsFile,omitempty"`
+	FetchTimeout   Duration `json:"fetchTimeout,omitempty"`
+}
+
+// API configures who may use the local API socket.
+type API struct {
+	// Group owns the socket; its members may read status.
+	Group string `json:"group,omitempty"`
+	// OperatorGroup's members may act (sync, suspend, resume, rollback), as may root.
+	OperatorGroup string `json:"operatorGroup,omitempty"`
+}
+
+// Deploy configures evaluation, build and activation.
+type Deploy struct {
+	Action         string   `json:"action,omitempty"`
+	Profile        string   `json:"profile,omitempty"`
+	CurrentSystem  string   `json:"currentSystem,omitempty"`
+	BootedSystem   string   `json:"bootedSystem,omitempty"`
+	SystemdRun     *bool    `json:"systemdRun,omitempty"`
+	EvalTimeout    Duration `json:"evalTimeout,omitempty"`
+	BuildTimeout   Duration `json:"buildTimeout,omitempty"`
+	ConfirmTimeout Duration `json:"confirmTimeout,omitempty"`
+	HealthChecks   []string `json:"healthChecks,omitempty"`
+	KeepGCRoots    int      `json:"keepGCRoots,omitempty"`
+	PostDeployHook string   `json:"postDeployHook,omitempty"`
+	NixArgs        []string `json:"nixArgs,omitempty"`
+	Reboot         Reboot   `json:"reboot"`
+}
+
+// Reboot configures automatic reboots when the kernel or initrd changed.
+type Reboot struct {
+	Enable bool   `json:"enable,omitempty"`
+	Window string `json:"window,omitempty"`
+}
+
+// Verify configures commit signature verification.
+type Verify struct {
+	AllowedSignersFile string   `json:"allowedSignersFile,omitempty"`
+	GPGKeyFiles        []string `json:"gpgKeyFiles,omitempty"`
+}
+
+// Secrets configures SOPS decryption and installation.
+type Secrets struct {
+	Dir             string   `json:"dir,omitempty"`
+	AgeKeyFiles     []string `json:"ageKeyFiles,omitempty"`
+	SSHKeyPaths     []string `json:"sshKeyPaths,omitempty"`
+	KeepGenerations int      `json:"keepGenerations,omitempty"`
+	Helper          string   `json:"helper,omitempty"`
+}
+
+// ExitNode configures the Tailscale exit node role (the VPS).
+type ExitNode struct {
+	Enable      bool   `json:"enable,omitempty"`
+	AuthKeyFile string `json:"authKeyFile,omitempty"`
+	APIKeyFile  string `json:"apiKeyFile,omitempty"`
+	Tailnet     string `json:"tailnet,omitempty"`
+	Socket      string `json:"socket,omitempty"`
+}
+
+// HomeIP configures the home public IP watcher that keeps the VPS firewall current.
+type HomeIP struct {
+	Enable       bool     `json:"enable,omitempty"`
+	Firewall     string   `json:"firewall,omitempty"`
+	TokenFile    string   `json:"tokenFile,omitempty"`
+	WANInterface string   `json:"wanInterface,omitempty"`
+	Interval     Duration `json:"interval,omitempty"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string `json:"listen,omitempty"`
+}
+
+// Webhook configures the push-event trigger endpoint.
+type Webhook struct {
+	Listen     string `json:"listen,omitempty"`
+	SecretFile string `json:"secretFile,omitempty"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `json:"level,omitempty"`
+}
+
+// Load reads, decodes, defaults and validates the config at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoConfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse decodes strictly, applies defaults and validates. Every problem it
+// can find is reported, joined: unknown keys, a wrong version, bad values.
+func Parse(b []byte) (*Config, error) {
+	var raw any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	errs := unknownKeys(raw, reflect.TypeOf(Config{}), "")
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		errs = append(errs, fmt.Errorf("decoding: %w", err))
+	}
+	if c.Version != Version {
+		errs = append(errs, fmt.Errorf("version is %d; this agent understands version %d", c.Version, Version))
+	}
+	c.setDefaults()
+	errs = append(errs, c.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// unknownKeys walks raw JSON against the struct type t and reports every key
+// that no field is tagged with, by its dotted path.
+func unknownKeys(raw any, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	obj, ok := raw.(map[string]any)
+	if !ok || t.Kind() != reflect.Struct {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			fields[name] = t.Field(i).Type
+		}
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		ft, ok := fields[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown key %q", path+k))
+			continue
+		}
+		errs = append(errs, unknownKeys(obj[k], ft, path+k+".")...)
+	}
+	return errs
+}
+
+// SystemdRunEnabled reports whether activation runs in a transient unit.
+func (d Deploy) SystemdRunEnabled() bool { return d.SystemdRun == nil || *d.SystemdRun }
+
+// SocketPath is the local API socket.
+func (c *Config) SocketPath() string { return c.RuntimeDir + "/agent.sock" }
+
+// StatePath is the state file.
+func (c *Config) StatePath() string { return c.StateDir + "/state.json" }
+
+// RepoDir is the bare repository the agent fetches into.
+func (c *Config) RepoDir() string { return c.StateDir + "/repo.git" }
+
+// Duration is a time.Duration written as a Go duration string ("60s", "2m").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"60s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,189 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/client"
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
+)
+
+// host is a sandboxed host: an upstream repository served by a real git
+// HTTP server, a config, a fake system profile and current-system link.
+type host struct {
+	t        *testing.T
+	dir      string
+	up       *nixtest.Repo
+	server   *gittest.HTTPServer
+	cfgPath  string
+	cfg      *config.Config
+	actLog   string
+	current  string
+	opts     nixtest.FlakeOptions
+	cancel   context.CancelFunc
+	done     chan error
+	d        *daemon.Daemon
+	mutateFn func(c map[string]any)
+}
+
+const hostName = "testhost"
+
+func newHost(t *testing.T, mutate func(c map[string]any)) *host {
+	t.Helper()
+	nixtest.Require(t)
+	dir := t.TempDir()
+	h := &host{t: t, dir: dir, up: nixtest.NewRepo(t, "main"), actLog: filepath.Join(dir, "activations.log"),
+		current: filepath.Join(dir, "current-system"), mutateFn: mutate}
+	h.opts = nixtest.FlakeOptions{Name: hostName, ActivationLog: h.actLog, CurrentSystemLink: h.current, Marker: "v1"}
+	h.server = gittest.StartHTTPServer(t, h.up.Bare, "s3cret-token")
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
+	c := map[string]any{
+		"version":      1,
+		"hostname":     hostName,
+		"repository":   map[string]any{"url": h.server.URL, "tokenFile": tokenFile},
+		"pollInterval": "1h",
+		"stateDir":     filepath.Join(dir, "state"),
+		"runtimeDir":   filepath.Join(dir, "run"),
+		"deploy": map[string]any{
+			"profile": filepath.Join(dir, "profiles", "system"), "currentSystem": h.current,
+			"bootedSystem": filepath.Join(dir, "booted-system"), "systemdRun": false,
+			"confirmTimeout": "4s", "nixArgs": nixtest.Args(),
+		},
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	h.cfgPath = filepath.Join(dir, "config.json")
+	if err := os.WriteFile(h.cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	h.cfg = cfg
+	return h
+}
+
+// commit writes the flake with h.opts plus files and pushes it.
+func (h *host) commit(msg string, files map[string]string) string {
+	h.t.Helper()
+	for name, content := range files {
+		h.up.WriteFile(h.t, name, content)
+	}
+	return h.up.WriteFlake(h.t, h.opts, msg)
+}
+
+// start runs the daemon in this process until the test ends or stop.
+func (h *host) start() {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	h.d = newDaemon(h.t, h.cfg)
+	go func() { h.done <- h.d.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+	waitSocket(h.t, h.cfg.SocketPath())
+}
+
+func (h *host) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		h.t.Errorf("daemon did not stop")
+	}
+	h.cancel = nil
+}
+
+func newDaemon(t testing.TB, c *config.Config) *daemon.Daemon {
+	return &daemon.Daemon{
+		Config: c,
+		Log:    zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+		Git: &gitsync.Repo{Dir: c.RepoDir(), Branches: []string{c.Repository.Branch, c.Repository.TestingBranch},
+			Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second},
+		Nix:     &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}},
+		Version: "test",
+	}
+}
+
+func waitSocket(t testing.TB, sock string) {
+	t.Helper()
+	c := &client.Client{Socket: sock}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.Status(context.Background()); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("agent socket %s never answered", sock)
+}
+
+func (h *host) client() *client.Client { return &client.Client{Socket: h.cfg.SocketPath()} }
+
+// sync runs one pass and returns its result.
+func (h *host) sync(force bool) status.SyncResult {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := h.client().Sync(ctx, true, force)
+	if err != nil {
+		h.t.Fatalf("Sync: %v", err)
+	}
+	return r
+}
+
+func (h *host) status() status.Status {
+	h.t.Helper()
+	s, err := h.client().Status(context.Background())
+	if err != nil {
+		h.t.Fatalf("Status: %v", err)
+	}
+	return s
+}
+
+// activations returns the lines switch-to-configuration logged: "<action> <out>".
+func (h *host) activations() []string {
+	b, err := os.ReadFile(h.actLog)
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(strings.ReplaceAll(string(b), " ", "|"))
+}
+
+func (h *host) state() *state.State {
+	h.t.Helper()
+	st, err := state.Load(h.cfg.StatePath())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+func currentTarget(t testing.TB, link string) string {
+	p, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return ""
+	}
+	return p
+}

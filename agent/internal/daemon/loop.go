@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+)
+
+// coalesceQuiet is how long triggers must stay quiet before a triggered pass
+// starts; coalesceMax bounds the wait, so a flood of triggers still gets a
+// pass within about a second and the whole flood makes one pass.
+const (
+	coalesceQuiet = 100 * time.Millisecond
+	coalesceMax   = time.Second
+)
+
+// Trigger asks for a pass soon. Many triggers coalesce into one pass.
+func (d *Daemon) Trigger() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+	select {
+	case d.poke <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs passes on the poll timer and on triggers until ctx ends.
+func (d *Daemon) loop(ctx context.Context) {
+	failures := 0
+	if d.resumePending(ctx) != nil {
+		failures = 0
+	}
+	for {
+		wait := d.nextWait(failures)
+		d.mu.Lock()
+		d.nextPoll = d.now().Add(wait)
+		d.mu.Unlock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			d.failWaiters(ctx.Err())
+			return
+		case <-timer.C:
+		case <-d.trigger:
+			timer.Stop()
+			d.coalesce(ctx)
+		}
+		res := d.runPass(ctx)
+		if res.transient {
+			failures++
+		} else {
+			failures = 0
+		}
+	}
+}
+
+// coalesce absorbs further triggers until they stay quiet for
+// coalesceQuiet, at most coalesceMax.
+func (d *Daemon) coalesce(ctx context.Context) {
+	deadline := time.NewTimer(coalesceMax)
+	defer deadline.Stop()
+	for {
+		quiet := time.NewTimer(coalesceQuiet)
+		select {
+		case <-ctx.Done():
+			quiet.Stop()
+			return
+		case <-deadline.C:
+			quiet.Stop()
+			return
+		case <-quiet.C:
+			return
+		case <-d.trigger:
+			quiet.Stop()
+		}
+	}
+}
+
+// nextWait is the jittered poll interval, or an exponential backoff after
+// transient failures (5s, 10s, 20s ... capped at the poll interval, at
+// least 5 minutes apart at most).
+func (d *Daemon) nextWait(failures int) time.Duration {
+	base := d.Config.PollInterval.D()
+	if failures > 0 {
+		backoff := 5 * time.Second << min(failures-1, 10)
+		limit := max(base, 5*time.Minute)
+		base = min(backoff, limit)
+	}
+	// ±10% jitter so a fleet does not poll in lockstep.
+	j := time.Duration(rand.Int64N(int64(base)/5+1)) - base/10
+	return base + j
+}
+
+// runPass runs one pass and resolves the waiters that asked for it.
+func (d *Daemon) runPass(ctx context.Context) passResult {
+	d.passLock.Lock()
+	defer d.passLock.Unlock()
+	d.mu.Lock()
+	waiters := d.waiters
+	d.waiters = nil
+	force := d.force
+	d.force = false
+	d.passes++
+	n := d.passes
+	d.mu.Unlock()
+
+	res := d.pass(ctx, force)
+	sr := status.SyncResult{Pass: n, OK: res.err == nil, Result: res.result}
+	if res.err != nil {
+		sr.Error = res.err.Error()
+	}
+	for _, w := range waiters {
+		w <- sr
+	}
+	if d.Hooks.AfterPass != nil {
+		d.Hooks.AfterPass(ctx)
+	}
+	if d.Hooks.Pass != nil {
+		d.Hooks.Pass(d.Status())
+	}
+	return res
+}
+
+func (d *Daemon) failWaiters(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.waiters {
+		w <- status.SyncResult{Error: "agent stopping: " + err.Error()}
+	}
+	d.waiters = nil
+}
+
+// Sync implements localapi.Backend: it triggers a pass and, with wait,
+// returns that pass's result.
+func (d *Daemon) Sync(ctx context.Context, wait, force bool) (status.SyncResult, error) {
+	ch := make(chan status.SyncResult, 1)
+	d.mu.Lock()
+	if force {
+		d.force = true
+	}
+	if wait {
+		d.waiters = append(d.waiters, ch)
+	}
+	d.mu.Unlock()
+	d.Trigger()
+	if !wait {
+		return status.SyncResult{Result: "triggered", OK: true}, nil
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return status.SyncResult{}, ctx.Err()
+	}
+}

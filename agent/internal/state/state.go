@@ -1,0 +1,201 @@
+// Package state is the agent's durable memory: what was fetched, deployed,
+// refused and is pending confirmation. It is one JSON file, written
+// atomically (temp file, fsync, rename, fsync of the directory), so a kill -9
+// at any moment leaves either the old or the new file, never a mix.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Version is the state file format version.
+const Version = 1
+
+// HistoryLimit bounds the deployment history kept in the state file.
+const HistoryLimit = 50
+
+// BadLimit bounds how many refused commits are remembered.
+const BadLimit = 200
+
+// State is everything the agent must remember across restarts.
+type State struct {
+	Version int `json:"version"`
+	// Fetched is the tip of each tracked branch after the last successful fetch.
+	Fetched map[string]string `json:"fetched,omitempty"`
+	// FetchedAt is when the last fetch succeeded.
+	FetchedAt time.Time `json:"fetchedAt,omitzero"`
+	// Deployed is the deployment the host runs now (the last confirmed one).
+	Deployed *Deployment `json:"deployed,omitempty"`
+	// LastMain is the last main commit deployed; a new main tip must descend from it.
+	LastMain string `json:"lastMain,omitempty"`
+	// Pending is an activation not yet confirmed healthy. After a restart the
+	// agent resumes from it: confirm, or roll back.
+	Pending *Pending `json:"pending,omitempty"`
+	// Bad lists commits that must not be deployed again (failed or rolled back).
+	Bad []BadCommit `json:"bad,omitempty"`
+	// LastError is the most recent failure, cleared by the next success.
+	LastError *Failure `json:"lastError,omitempty"`
+	// Suspended stops deployments (fetching continues) until resumed.
+	Suspended bool `json:"suspended,omitempty"`
+	// History holds the latest deployments and their results, newest last.
+	History []Deployment `json:"history,omitempty"`
+}
+
+// Deployment records one deployment attempt and its outcome.
+type Deployment struct {
+	Commit     string        `json:"commit"`
+	Branch     string        `json:"branch,omitempty"`
+	Action     string        `json:"action,omitempty"`
+	StorePath  string        `json:"storePath,omitempty"`
+	Generation int           `json:"generation,omitempty"`
+	SecretsGen string        `json:"secretsGeneration,omitempty"`
+	Result     string        `json:"result"` // deployed, up-to-date, failed, rolled-back
+	Error      string        `json:"error,omitempty"`
+	Time       time.Time     `json:"time"`
+	Duration   time.Duration `json:"duration,omitempty"`
+}
+
+// Pending is an activation that still has to be confirmed.
+type Pending struct {
+	Deployment
+	// Previous is what to return to on rollback.
+	Previous *Deployment `json:"previous,omitempty"`
+	// PreviousSystem is the store path the host ran before the activation.
+	PreviousSystem string `json:"previousSystem,omitempty"`
+	// Deadline is when the activation counts as failed if not confirmed.
+	Deadline time.Time `json:"deadline"`
+	// Activated is set once the activation command returned successfully.
+	Activated bool `json:"activated,omitempty"`
+}
+
+// BadCommit is a commit the agent refuses to deploy again.
+type BadCommit struct {
+	Commit string    `json:"commit"`
+	Phase  string    `json:"phase"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// Failure describes the most recent error.
+type Failure struct {
+	Commit  string    `json:"commit,omitempty"`
+	Phase   string    `json:"phase"`
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+	// Transient failures are retried with backoff; others wait for a new commit.
+	Transient bool `json:"transient,omitempty"`
+}
+
+// Load reads the state file. A missing file is an empty state, not an error.
+func Load(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: Version}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decoding state %s: %w", path, err)
+	}
+	if s.Version != Version {
+		return nil, fmt.Errorf("state %s has version %d; want %d", path, s.Version, Version)
+	}
+	return &s, nil
+}
+
+// Save writes s to path atomically.
+func Save(path string, s *State) error {
+	s.Version = Version
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	return WriteFileAtomic(path, append(b, '\n'), 0o640)
+}
+
+// WriteFileAtomic writes data to a temporary file next to path, syncs it,
+// renames it over path and syncs the directory.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Record appends d to the history, keeping at most HistoryLimit entries.
+func (s *State) Record(d Deployment) {
+	s.History = append(s.History, d)
+	if n := len(s.History) - HistoryLimit; n > 0 {
+		s.History = append([]Deployment(nil), s.History[n:]...)
+	}
+}
+
+// MarkBad remembers that commit must not be deployed again.
+func (s *State) MarkBad(commit, phase, reason string, now time.Time) {
+	if s.IsBad(commit) != nil {
+		return
+	}
+	s.Bad = append(s.Bad, BadCommit{Commit: commit, Phase: phase, Reason: reason, Time: now})
+	if n := len(s.Bad) - BadLimit; n > 0 {
+		s.Bad = append([]BadCommit(nil), s.Bad[n:]...)
+	}
+}
+
+// IsBad returns the record of commit if it must not be deployed again.
+func (s *State) IsBad(commit string) *BadCommit {
+	for i := range s.Bad {
+		if s.Bad[i].Commit == commit {
+			return &s.Bad[i]
+		}
+	}
+	return nil
+}
+
+// ForgetBad clears the refusal of commit (sync --force).
+func (s *State) ForgetBad(commit string) {
+	out := s.Bad[:0]
+	for _, b := range s.Bad {
+		if b.Commit != commit {
+			out = append(out, b)
+		}
+	}
+	s.Bad = out
+}

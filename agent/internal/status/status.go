@@ -1,0 +1,69 @@
+// Package status holds the wire types the daemon serves and its clients read:
+// `avalanche-agent status --json`, the local API and the network status
+// endpoint all speak these.
+package status
+
+import (
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+)
+
+// States of the agent, as shown in Status.State.
+const (
+	Idle       = "idle"
+	Fetching   = "fetching"
+	Evaluating = "evaluating"
+	Building   = "building"
+	Activating = "activating"
+	Confirming = "confirming"
+	Failed     = "failed"
+	Suspended  = "suspended"
+)
+
+// Status is a snapshot of one host's agent.
+type Status struct {
+	Hostname      string            `json:"hostname"`
+	FlakeOutput   string            `json:"flakeOutput"`
+	Version       string            `json:"version"`
+	State         string            `json:"state"`
+	DaemonRunning bool              `json:"daemonRunning"`
+	Suspended     bool              `json:"suspended"`
+	Fetched       Fetched           `json:"fetched"`
+	Deployed      *state.Deployment `json:"deployed"`
+	Pending       *state.Pending    `json:"pending,omitempty"`
+	// LastError is the last failure in plain words ("" when the last pass succeeded).
+	LastError string         `json:"lastError"`
+	Failure   *state.Failure `json:"failure,omitempty"`
+	NextPoll  time.Time      `json:"nextPoll,omitzero"`
+	// RebootNeeded is true when kernel, initrd or modules differ from the booted system.
+	RebootNeeded  bool              `json:"rebootNeeded"`
+	RebootReasons []string          `json:"rebootReasons,omitempty"`
+	ExitNode      *ExitNode         `json:"exitNode,omitempty"`
+	Passes        uint64            `json:"passes"`
+	Refused       []state.BadCommit `json:"refused,omitempty"`
+}
+
+// Fetched is what the last fetch saw.
+type Fetched struct {
+	Commit string            `json:"commit"`
+	Branch string            `json:"branch"`
+	Time   time.Time         `json:"time,omitzero"`
+	Heads  map[string]string `json:"heads,omitempty"`
+}
+
+// ExitNode is the Tailscale exit node role's view.
+type ExitNode struct {
+	Advertised bool   `json:"advertised"`
+	Approved   bool   `json:"approved"`
+	Online     bool   `json:"online"`
+	Error      string `json:"error,omitempty"`
+}
+
+// SyncResult answers a sync request that waited for its pass.
+type SyncResult struct {
+	Pass   uint64 `json:"pass"`
+	OK     bool   `json:"ok"`
+	Result string `json:"result"`
+	Error  string `json:"error,omitempty"`
+}

@@ -1,0 +1,47 @@
+# Operator tasks for the avalanche fleet. `just --list` shows them.
+# Everyday deploys need none of this: push to main and the agents do the rest.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+version := `git describe --always --dirty 2>/dev/null || echo dev`
+
+default:
+    @just --list
+
+# Deploy one host by hand, from this checkout (bootstrap or emergency; normally the agent does it).
+# As root@ no sudo is needed; with a normal user add --sudo (called --use-remote-sudo before nixpkgs 25.05).
+nix-deploy host:
+    nixos-rebuild switch --flake .#{{host}} --target-host root@{{host}}.internal --use-substitutes
+
+# Build one host's system locally without deploying it.
+build host:
+    nix build .#nixosConfigurations.{{host}}.config.system.build.toplevel --out-link result-{{host}}
+
+# Build static agent binaries for both architectures into dist/.
+agent-build:
+    mkdir -p dist
+    for arch in arm64 amd64; do \
+      for cmd in avalanche-agent avalanche-decrypt; do \
+        CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
+          -ldflags "-s -w -X main.version={{version}}" \
+          -o dist/$cmd-linux-$arch ./agent/cmd/$cmd; \
+      done; \
+    done
+    ls -l dist
+
+# Edit a SOPS file with your own age key (recipients come from .sops.yaml).
+secrets-edit file:
+    sops {{file}}
+
+# Format Go and, when nixfmt is installed, Nix.
+fmt:
+    gofmt -w $(git ls-files '*.go')
+    if command -v nixfmt >/dev/null; then nixfmt $(git ls-files '*.nix'); else echo "nixfmt not installed; Nix files left as they are"; fi
+
+# Run the test suite the way CI does.
+test:
+    bash .ci/test
+
+# Show the agent deploying a local repository end to end (see README).
+demo:
+    bash .ci/demo

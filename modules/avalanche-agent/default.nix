@@ -1,0 +1,84 @@
+# services.avalanche-agent: the daemon that pulls the fleet repository and
+# switches this host to it. Options in options.nix; the JSON config and the
+# secrets manifest come from the pure renderers render.nix and manifest.nix
+# (tested without nixpkgs by modules/modules_test.go).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.avalanche-agent;
+  json = pkgs.formats.json { };
+
+  rawConfig = json.generate "avalanche-agent-config.json" (import ./render.nix cfg);
+
+  # Run the agent's own strict parser on the rendered file at build time, so a
+  # typo in `settings` fails `nixos-rebuild build`, not the running agent.
+  # Skipped when the build platform cannot run the host's binary (cross builds).
+  canRun = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
+  configFile =
+    if canRun then
+      pkgs.runCommand "avalanche-agent-config.json" { } ''
+        ${cfg.package}/bin/avalanche-agent check-config ${rawConfig}
+        cp ${rawConfig} $out
+      ''
+    else
+      rawConfig;
+
+  manifestFile = json.generate "avalanche-agent-secrets.json" (import ./manifest.nix cfg.secrets);
+in
+{
+  imports = [ ./options.nix ];
+
+  config = lib.mkIf cfg.enable {
+    assertions = import ./checks.nix cfg;
+
+    environment.etc."avalanche-agent/config.json".source = configFile;
+    # The agent reads this from the *built* system (<toplevel>/etc/...) before
+    # switching, so the secrets for a generation travel with it.
+    environment.etc."avalanche-agent/secrets.json".source = manifestFile;
+
+    environment.systemPackages = [ cfg.package ];
+
+    users.groups.${cfg.group} = { };
+
+    systemd.services.avalanche-agent = {
+      description = "avalanche-agent: deploy this host from the fleet repository";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+
+      # The agent switches the system from inside this unit's transient
+      # child and restarts itself once the switch is confirmed; a restart by
+      # switch-to-configuration would kill the deploy half-way.
+      restartIfChanged = false;
+
+      path = [
+        config.nix.package
+        pkgs.git
+        config.systemd.package
+      ];
+
+      serviceConfig = {
+        Type = "notify";
+        NotifyAccess = "main";
+        WatchdogSec = "60s";
+        Restart = "always";
+        RestartSec = "10s";
+        ExecStart = "${cfg.package}/bin/avalanche-agent run --config /etc/avalanche-agent/config.json";
+        StateDirectory = "avalanche-agent";
+        StateDirectoryMode = "0700";
+        RuntimeDirectory = "avalanche-agent";
+        RuntimeDirectoryMode = "0755"; # the socket itself is 0660 root:${cfg.group}
+        # Keep the control socket's directory and the deploy lock across
+        # the agent's own restarts.
+        RuntimeDirectoryPreserve = "yes";
+        # Runs as root on purpose: it sets the system profile and starts
+        # switch-to-configuration (in a transient unit, via systemd-run).
+        PrivateTmp = true;
+      };
+    };
+  };
+}

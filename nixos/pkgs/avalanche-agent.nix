@@ -1,0 +1,44 @@
+# The avalanche-agent package: the daemon/CLI and its decryption helper.
+#
+# src is only go.mod, go.sum, agent/ and pkg/ (lib.fileset in flake.nix), so
+# editing a host or a profile does not rebuild the agent.
+{
+  lib,
+  buildGoModule,
+  src,
+  version,
+}:
+buildGoModule {
+  pname = "avalanche-agent";
+  inherit src version;
+
+  # go.mod says `go 1.26.8`: the pinned nixpkgs' default Go must be at least
+  # that (nixpkgs builds with GOTOOLCHAIN=local). On an older pin use
+  # buildGo126Module in flake.nix instead.
+  #
+  # First build after changing go.sum: run `nix build .#avalanche-agent` once,
+  # copy the "got: sha256-..." hash from the error into vendorHash.
+  vendorHash = lib.fakeHash;
+
+  subPackages = [
+    "agent/cmd/avalanche-agent"
+    "agent/cmd/avalanche-decrypt"
+  ];
+
+  env.CGO_ENABLED = "0";
+  ldflags = [
+    "-s"
+    "-w"
+    "-X main.version=${version}"
+  ];
+
+  # The tests need git, sshd and a writable Nix store; they run in CI
+  # (.ci/test), not in the build sandbox.
+  doCheck = false;
+
+  meta = {
+    description = "Pulls the avalanche fleet repository and switches the host to it";
+    mainProgram = "avalanche-agent";
+    platforms = lib.platforms.linux;
+  };
+}

@@ -1,0 +1,89 @@
+# Everything every host gets: the agent, Nix settings, the fleet binary cache,
+# SSH, the admin user, tailscale. Hosts and roles override with plain option
+# assignments (lib.mkDefault here where they are expected to).
+{
+  lib,
+  pkgs,
+  host,
+  ...
+}:
+let
+  keys = import ../lib/keys.nix;
+in
+{
+  services.avalanche-agent = {
+    enable = true;
+    # The repository lives on eagle (Forgejo). Each host reads it with its SSH
+    # host key, added in Forgejo as a read-only deploy key, so there is no
+    # bootstrap secret to hand out: the same key is the host's age identity.
+    repository = {
+      url = lib.mkDefault "forgejo@eagle.internal:fleet/avalanche.git";
+      sshKeyFile = lib.mkDefault "/etc/ssh/ssh_host_ed25519_key";
+      knownHostsFile = lib.mkDefault "${pkgs.writeText "eagle-known-hosts" ''
+        eagle.internal ${keys.hostKeys.eagle}
+      ''}";
+    };
+    # Read-only status for `avalanche-agent fleet`, reachable over the tailnet only.
+    statusListen = lib.mkDefault "0.0.0.0:9123";
+    # Only commits signed by an operator are deployed.
+    verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (
+      lib.concatMapStrings (k: "admin@avalanche namespaces=\"git\" ${k}\n") keys.admins
+    )}";
+  };
+
+  nix = {
+    settings = {
+      experimental-features = [
+        "nix-command"
+        "flakes"
+      ];
+      trusted-users = [ "@wheel" ];
+      # Fleet cache on possum first, then the official one.
+      substituters = [ "http://possum.internal:5000" ];
+      trusted-public-keys = [ keys.binaryCache ];
+      auto-optimise-store = true;
+    };
+    gc = {
+      automatic = true;
+      dates = "weekly";
+      options = "--delete-older-than 14d";
+    };
+  };
+
+  networking.domain = "internal";
+  time.timeZone = lib.mkDefault "Europe/Paris";
+  i18n.defaultLocale = "en_US.UTF-8";
+
+  services.openssh = {
+    enable = true;
+    settings = {
+      PasswordAuthentication = false;
+      KbdInteractiveAuthentication = false;
+      PermitRootLogin = "prohibit-password";
+    };
+  };
+
+  services.tailscale.enable = true;
+  networking.firewall.interfaces.tailscale0.allowedTCPPorts = [ 9123 ];
+
+  users.users.root.openssh.authorizedKeys.keys = keys.admins;
+  users.users.admin = {
+    isNormalUser = true;
+    extraGroups = [
+      "wheel"
+      "avalanche"
+    ];
+    openssh.authorizedKeys.keys = keys.admins;
+  };
+  security.sudo.wheelNeedsPassword = false;
+
+  environment.systemPackages = with pkgs; [
+    git
+    htop
+    jq
+    vim
+  ];
+
+  # Where the inventory says this host belongs, for humans on the console.
+  users.motd = "${host.name}: ${host.hardware}, roles: ${lib.concatStringsSep ", " host.roles}\n";
+}

@@ -1,0 +1,29 @@
+# k3s worker (raccoon00-05): joins the control plane on the Orange Pis.
+{
+  config,
+  host,
+  hostsWithRole,
+  ...
+}:
+let
+  first = builtins.head (hostsWithRole "k3s-server");
+in
+{
+  services.avalanche-agent.secrets.k3s-token = {
+    sopsFile = ../../secrets/nixos + "/${host.name}/secrets.yaml";
+    key = "k3s/token";
+    restartUnits = [ "k3s.service" ];
+  };
+
+  services.k3s = {
+    enable = true;
+    role = "agent";
+    serverAddr = "https://${first}.internal:6443";
+    tokenFile = config.services.avalanche-agent.secrets.k3s-token.path;
+  };
+
+  networking.firewall = {
+    allowedTCPPorts = [ 10250 ];
+    allowedUDPPorts = [ 8472 ];
+  };
+}
