@@ -23,7 +23,7 @@ agent-build:
     for arch in arm64 amd64; do \
       for cmd in avalanche-agent avalanche-decrypt; do \
         CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
-          -ldflags "-s -w -X main.version={{version}}" \
+          -ldflags "-s -w -X github.com/avalanche-fleet/avalanche/agent/internal/cli.Version={{version}}" \
           -o dist/$cmd-linux-$arch ./agent/cmd/$cmd; \
       done; \
     done
@@ -44,4 +44,4 @@ test:
 
 # Show the agent deploying a local repository end to end (see README).
 demo:
-    bash .ci/demo
+    go build -o avalanche-agent ./agent/cmd/avalanche-agent && sudo ./avalanche-agent demo

@@ -29,7 +29,7 @@ buildGoModule {
   ldflags = [
     "-s"
     "-w"
-    "-X main.version=${version}"
+    "-X github.com/avalanche-fleet/avalanche/agent/internal/cli.Version=${version}"
   ];
 
   # The tests need git, sshd and a writable Nix store; they run in CI

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/agent/internal/fleet"
 	"github.com/avalanche-fleet/avalanche/agent/internal/logging"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
@@ -24,6 +27,15 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	d := NewDaemon(c, m.Stderr)
+	muxes, err := networkServers(d)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := serveNetwork(ctx, muxes); err != nil {
+		return err
+	}
 	return d.Run(ctx)
 }
 
@@ -60,13 +72,14 @@ func runCloud(ctx context.Context, m *Main, args []string) error {
 }
 
 func runFleet(ctx context.Context, m *Main, args []string) error {
-	return fmt.Errorf("fleet: not wired yet")
+	err := fleet.Run(ctx, args, m.Stdout, m.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }
 
 func runSecrets(ctx context.Context, m *Main, args []string) error {
 	return fmt.Errorf("secrets: not wired yet")
 }
 
-func runDemo(ctx context.Context, m *Main, args []string) error {
-	return fmt.Errorf("demo: not wired yet")
-}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/client"
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/demo"
+)
+
+// runDemo shows the agent's main job end to end in a sandbox: a pushed
+// commit is fetched over a real git server, built with real nix and
+// switched to; a no-op commit costs one evaluation; status at the end.
+func runDemo(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("demo")
+	keep := fs.Bool("keep", false, "keep the sandbox directory")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := demo.Check(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "avalanche-demo-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	sb, err := demo.New(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	c, err := demoConfig(dir, sb.URL)
+	if err != nil {
+		return err
+	}
+	return demoScript(ctx, m, sb, c, fs)
+}
+
+func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config, _ *flag.FlagSet) error {
+	say := func(f string, a ...any) { fmt.Fprintf(m.Stdout, "\n==> "+f+"\n", a...) }
+	if err := sb.Push(ctx, "hello from commit one", map[string]string{}, "demo: first system"); err != nil {
+		return err
+	}
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d := NewDaemon(c, m.Stderr)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(dctx) }()
+	cl := &client.Client{Socket: c.SocketPath()}
+	if err := waitUp(ctx, cl); err != nil {
+		return err
+	}
+	steps := []struct {
+		say, motd, file, msg string
+	}{
+		{"git push of a first system; avalanche-agent sync --wait", "hello from commit one", "", ""},
+		{"a commit that changes the system: built and switched", "hello from commit two", "", "demo: change motd"},
+		{"a commit that only touches kubernetes/: one evaluation, no build, no switch", "hello from commit two", "kubernetes/apps/demo.yaml", "demo: k8s only"},
+	}
+	for i, s := range steps {
+		say("%s", s.say)
+		if i > 0 {
+			files := map[string]string{}
+			if s.file != "" {
+				files[s.file] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
+			}
+			if err := sb.Push(ctx, s.motd, files, s.msg); err != nil {
+				return err
+			}
+		}
+		r, err := cl.Sync(ctx, true, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "pass %d: %s %s\n", r.Pass, r.Result, r.Error)
+	}
+	say("avalanche-agent status")
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	WriteStatus(m.Stdout, st, time.Now())
+	motd, _ := os.ReadFile(filepath.Join(sb.CurrentSystem(), "etc", "motd"))
+	fmt.Fprintf(m.Stdout, "\nthe sandbox host now runs %s\nits /etc/motd says: %s", resolveLink(sb.CurrentSystem()), motd)
+	stop()
+	return <-done
+}
+
+func waitUp(ctx context.Context, cl *client.Client) error {
+	for i := 0; i < 200; i++ {
+		if _, err := cl.Status(ctx); err == nil {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("the demo agent did not start")
+}
+
+// demoConfig writes and loads the sandbox host's config, through the same
+// strict loader a real host uses.
+func demoConfig(dir, url string) (*config.Config, error) {
+	c := map[string]any{
+		"version": 1, "hostname": "demo", "pollInterval": "1h",
+		"repository": map[string]any{"url": url},
+		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
+		"deploy": map[string]any{
+			"profile":       filepath.Join(dir, "profiles", "system"),
+			"currentSystem": filepath.Join(dir, "current-system"),
+			"bootedSystem":  filepath.Join(dir, "booted-system"),
+			"systemdRun":    false, "confirmTimeout": "10s",
+			"nixArgs": []string{"--option", "substituters", ""},
+		},
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	p := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, err
+	}
+	return config.Load(p)
+}
+
+func resolveLink(p string) string {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "(nothing)"
+	}
+	return r
+}

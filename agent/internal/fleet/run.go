@@ -1,0 +1,70 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Run is `avalanche-agent fleet [flags]`: it reads the inventory (or
+// --hosts-file), asks every host for its status and prints a table, or JSON
+// with --json. Unreachable hosts are shown, not an error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	repo := fs.String("repo", ".", "the avalanche repository: inventory and git history")
+	hostsFile := fs.String("hosts-file", "", `JSON list of {"name","address"} to ask instead of the inventory`)
+	branch := fs.String("branch", "main", "branch that hosts are compared with")
+	port := fs.Int("port", DefaultPort, "port of the hosts' status endpoint")
+	domain := fs.String("domain", "", "domain appended to host names, e.g. your tailnet's MagicDNS suffix")
+	timeout := fs.Duration("timeout", DefaultTimeout, "how long to wait for each host")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("fleet: unexpected arguments %q", fs.Args())
+	}
+	hosts, err := loadHosts(ctx, *repo, *hostsFile)
+	if err != nil {
+		return err
+	}
+	o := Options{Timeout: *timeout, Port: *port, Domain: *domain}
+	if h, err := openHistory(*repo, *branch); err != nil {
+		fmt.Fprintf(stderr, "fleet: commits behind %s unknown: %v\n", *branch, err)
+	} else {
+		o.MainCommit, o.Behind = h.main.String(), h.Behind
+	}
+	rows := Query(ctx, hosts, o)
+	if *asJSON {
+		return writeJSON(stdout, rows)
+	}
+	return WriteTable(stdout, rows)
+}
+
+func loadHosts(ctx context.Context, repo, hostsFile string) ([]Host, error) {
+	if hostsFile == "" {
+		return Inventory(ctx, repo)
+	}
+	b, err := os.ReadFile(hostsFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading hosts: %w", err)
+	}
+	var hosts []Host
+	if err := json.Unmarshal(b, &hosts); err != nil {
+		return nil, fmt.Errorf("decoding hosts %s: %w", hostsFile, err)
+	}
+	return hosts, nil
+}
+
+func writeJSON(w io.Writer, rows []Row) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rows); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	return nil
+}
