@@ -11,12 +11,8 @@ import (
 func TestFirstDeployThenNoOpCommit(t *testing.T) {
 	h := newHost(t, nil)
 	c1 := h.commit("first", nil)
-	h.start()
+	h.start() // deploys at start-up
 
-	r := h.sync(false)
-	if !r.OK || r.Result != "deployed" {
-		t.Fatalf("first sync = %+v; want deployed", r)
-	}
 	s := h.status()
 	if s.Deployed == nil || s.Deployed.Commit != c1 {
 		t.Fatalf("status.Deployed = %+v; want commit %s", s.Deployed, c1)
@@ -35,7 +31,7 @@ func TestFirstDeployThenNoOpCommit(t *testing.T) {
 
 	// A commit that only touches kubernetes/ evaluates to the same system.
 	c2 := h.commit("k8s only", map[string]string{"kubernetes/app.yaml": "kind: ConfigMap\n"})
-	r = h.sync(false)
+	r := h.sync(false)
 	if !r.OK || r.Result != "up-to-date" {
 		t.Fatalf("no-op sync = %+v; want up-to-date", r)
 	}
@@ -66,8 +62,8 @@ func TestEvalAndBuildErrorsAreRecordedNotRetried(t *testing.T) {
 	h := newHost(t, nil)
 	h.commit("good", nil)
 	h.start()
-	if r := h.sync(false); r.Result != "deployed" {
-		t.Fatalf("sync = %+v", r)
+	if s := h.status(); s.Deployed == nil || s.Deployed.Result != "deployed" {
+		t.Fatalf("after start-up deployed = %+v", s.Deployed)
 	}
 
 	h.opts.EvalError = "deliberate eval failure"
@@ -104,7 +100,6 @@ func TestActivationFailureRollsBack(t *testing.T) {
 	h := newHost(t, nil)
 	h.commit("good", nil)
 	h.start()
-	h.sync(false)
 	good := currentTarget(t, h.current)
 
 	h.opts.Marker = "v2"
@@ -138,8 +133,8 @@ func TestHealthCheckFailureRollsBack(t *testing.T) {
 	})
 	h.commit("good", nil)
 	h.start()
-	if r := h.sync(false); r.Result != "deployed" {
-		t.Fatalf("sync = %+v", r)
+	if s := h.status(); s.Deployed == nil || s.Deployed.Result != "deployed" {
+		t.Fatalf("after start-up deployed = %+v", s.Deployed)
 	}
 	good := currentTarget(t, h.current)
 	os.WriteFile(marker, nil, 0o644)
@@ -161,7 +156,6 @@ func TestTestingBranchDeploysWithTest(t *testing.T) {
 	h := newHost(t, nil)
 	main := h.commit("main", nil)
 	h.start()
-	h.sync(false)
 
 	h.opts.Marker = "testing"
 	if err := nixtest.WriteFlake(h.up.Work, h.opts); err != nil {
@@ -192,7 +186,6 @@ func TestForcePushIsRefused(t *testing.T) {
 	h.opts.Marker = "v2"
 	deployed := h.commit("two", nil)
 	h.start()
-	h.sync(false)
 
 	// Rewrite main to a history that does not contain the deployed commit.
 	gitRun(t, h.up.Work, "reset", "--hard", "HEAD~1")

@@ -100,6 +100,22 @@ func (h *host) start() {
 	go func() { h.done <- h.d.Run(ctx) }()
 	h.t.Cleanup(h.stop)
 	waitSocket(h.t, h.cfg.SocketPath())
+	h.waitPasses(1)
+}
+
+// waitPasses waits until the daemon finished n passes (the first one runs
+// at start-up).
+func (h *host) waitPasses(n uint64) {
+	h.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		s := h.status()
+		if s.Passes >= n && (s.State == status.Idle || s.State == status.Failed || s.State == status.Suspended) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("daemon did not finish %d passes", n)
 }
 
 func (h *host) stop() {

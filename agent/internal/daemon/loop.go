@@ -34,8 +34,11 @@ func (d *Daemon) loop(ctx context.Context) {
 	if d.resumePending(ctx) != nil {
 		failures = 0
 	}
-	for {
+	for first := true; ; first = false {
 		wait := d.nextWait(failures)
+		if first {
+			wait = 0 // a pass at start-up: first boot, or after an upgrade
+		}
 		d.mu.Lock()
 		d.nextPoll = d.now().Add(wait)
 		d.mu.Unlock()

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+)
+
+// run drives the CLI in-process.
+func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Args: args}
+	err = m.Execute(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckConfigListsEveryProblem(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "bad.json", `{"version":3,"hostname":"a b","repository":{"url":"ftp://x/y"},"deploy":{"action":"jump"},"oops":true}`)
+	_, stderr, err := run(t, "check-config", p)
+	var exit ExitError
+	if !errors.As(err, &exit) || exit.Code != 1 {
+		t.Fatalf("check-config(bad) = %v; want exit 1", err)
+	}
+	for _, want := range []string{`unknown key "oops"`, "version is 3", `hostname "a b"`, "scheme must be https", `deploy.action "jump"`} {
+		if !strings.Contains(stderr, "  - ") || !strings.Contains(stderr, want) {
+			t.Errorf("check-config stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	good := writeFile(t, t.TempDir(), "good.json", `{"version":1,"hostname":"eagle","repository":{"url":"https://git.example/a.git"}}`)
+	out, _, err := run(t, "check-config", good)
+	if err != nil || !strings.Contains(out, "is valid") {
+		t.Errorf("check-config(good) = %q, %v; want valid", out, err)
+	}
+}
+
+func TestStatusWhenDaemonIsDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", `{"version":1,"hostname":"possum","repository":{"url":"/srv/avalanche"},
+  "stateDir":"`+dir+`/state","runtimeDir":"`+dir+`/run"}`)
+	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
+	st := &state.State{Deployed: &state.Deployment{Commit: "0123456789abcdef0123", Branch: "main", Result: "deployed",
+		StorePath: "/nix/store/abc-nixos-system-possum", Generation: 7, Time: time.Now().Add(-time.Hour)},
+		LastError: &state.Failure{Phase: "build", Commit: "fedcba9876543210", Message: "building: exit status 1", Time: time.Now()}}
+	if err := state.Save(filepath.Join(dir, "state", "state.json"), st); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "status", "--config", cfg)
+	if err != nil {
+		t.Fatalf("status = %v", err)
+	}
+	for _, want := range []string{"DAEMON NOT RUNNING", "0123456789ab on main", "generation 7", "build failed for fedcba987654"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = run(t, "status", "--json", "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"hostname", "state", "fetched", "deployed", "lastError", "daemonRunning"} {
+		if _, ok := s[k]; !ok {
+			t.Errorf("status --json lacks %q", k)
+		}
+	}
+	if s["daemonRunning"] != false || s["state"] != "failed" {
+		t.Errorf("status --json daemonRunning/state = %v/%v; want false/failed", s["daemonRunning"], s["state"])
+	}
+}
+
+func TestClientCommandsWithoutDaemon(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", `{"version":1,"hostname":"possum","repository":{"url":"/srv/avalanche"},"stateDir":"`+dir+`","runtimeDir":"`+dir+`"}`)
+	_, _, err := run(t, "sync", "--config", cfg)
+	if err == nil || !strings.Contains(err.Error(), "daemon is not running") {
+		t.Errorf("sync without daemon = %v; want 'daemon is not running'", err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	_, stderr, err := run(t, "frobnicate")
+	if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, "unknown command") {
+		t.Errorf("frobnicate = %v, %q; want usage error", err, stderr)
+	}
+}

@@ -1,0 +1,119 @@
+package gitsync
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
+)
+
+// packFiles returns the pack files of the bare repository dir.
+func packFiles(t *testing.T, dir, ext string) []string {
+	t.Helper()
+	packs, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*."+ext))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no %s files in %s: %v", ext, dir, err)
+	}
+	return packs
+}
+
+// explode turns the packs of dir into loose objects, as git does for
+// small fetches, and returns the path of the loose object for hash.
+func explode(t *testing.T, dir, hash string) string {
+	t.Helper()
+	for _, pack := range packFiles(t, dir, "pack") {
+		aside := filepath.Join(t.TempDir(), "aside.pack")
+		if err := os.Rename(pack, aside); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(pack[:len(pack)-len(".pack")] + ".idx")
+		f, err := os.Open(aside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("git", "unpack-objects", "-q")
+		cmd.Dir, cmd.Stdin, cmd.Env = dir, f, gittest.Env(t.TempDir())
+		out, err := cmd.CombinedOutput()
+		f.Close()
+		if err != nil {
+			t.Fatalf("git unpack-objects: %v: %s", err, out)
+		}
+	}
+	return filepath.Join(dir, "objects", hash[:2], hash[2:])
+}
+
+func TestFetchReclonesCorruptRepo(t *testing.T) {
+	f, _ := newFixture(t)
+	gittest.GenerateHistory(t, f.bare, "main", 20, 5, 2000)
+	tip := f.work.Git(t, "--git-dir", f.bare, "rev-parse", "main")
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, dir string)
+	}{
+		{"missing directory", func(t *testing.T, dir string) { os.RemoveAll(dir) }},
+		{"empty directory", func(t *testing.T, dir string) {
+			os.RemoveAll(dir)
+			os.Mkdir(dir, 0o755)
+		}},
+		{"garbage HEAD", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "HEAD"), "\x00garbage\n") }},
+		{"garbage branch ref", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "refs", "heads", "main"), "zzz\n") }},
+		{"garbage config", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "config"), "[core\n\x00") }},
+		{"deleted pack", func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "pack")[0]) }},
+		{"deleted index", func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "idx")[0]) }},
+		{"truncated pack", func(t *testing.T, dir string) {
+			p := packFiles(t, dir, "pack")[0]
+			fi, _ := os.Stat(p)
+			if err := os.Truncate(p, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"deleted loose commit object", func(t *testing.T, dir string) {
+			if err := os.Remove(explode(t, dir, tip)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t, Remote{URL: f.bare})
+			mustFetch(t, r)
+			tc.corrupt(t, r.Dir)
+
+			res := mustFetch(t, r)
+			if !res.Recloned || !res.Changed {
+				t.Errorf("Fetch after corruption = %+v; want Recloned and Changed", res)
+			}
+			wantHeads(t, res, map[string]string{"main": tip})
+			if res := mustFetch(t, r); res.Changed || res.Recloned {
+				t.Errorf("Fetch after re-clone = %+v; want nothing changed", res)
+			}
+			assertNoTempDirs(t, r.Dir)
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertNoTempDirs fails when re-clone directories are left next to dir.
+func assertNoTempDirs(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != filepath.Base(dir) {
+			t.Errorf("unexpected %s left next to %s", e.Name(), dir)
+		}
+	}
+	tmp, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_*"))
+	if len(tmp) > 0 {
+		t.Errorf("temporary pack files left in %s: %v", dir, tmp)
+	}
+}

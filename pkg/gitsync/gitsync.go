@@ -1,0 +1,218 @@
+// Package gitsync keeps a bare copy of the fleet repository up to date and
+// verifies commits before they are deployed.
+//
+// Fetch first asks the remote for its refs and writes nothing at all when
+// the tracked branches did not move, so polling does not wear out SD cards.
+// A missing or corrupt local copy is re-cloned into a sibling directory and
+// swapped into place, so a crash leaves either the old or the new copy.
+// The package never logs; errors wrap the sentinels below for errors.Is.
+package gitsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// DefaultTimeout bounds a whole Fetch when Repo.Timeout is zero.
+const DefaultTimeout = 2 * time.Minute
+
+// Remote says where the fleet repository lives and how to authenticate.
+type Remote struct {
+	// URL is https://..., ssh://..., scp-like user@host:path, or a local
+	// path (absolute, or file://). Local paths need git-upload-pack.
+	URL string
+	// TokenFile holds an HTTPS token (whitespace trimmed), sent as the
+	// basic auth password with user name "avalanche".
+	TokenFile string
+	// SSHKeyFile is the private key for SSH remotes.
+	SSHKeyFile string
+	// KnownHostsFile is required for SSH remotes: the host key must be
+	// listed there (no trust on first use).
+	KnownHostsFile string
+}
+
+// Repo is a bare local copy of selected branches of a Remote. A Repo must
+// not be used by two Fetch calls at once.
+type Repo struct {
+	// Dir is the bare repository path; its parent must be writable.
+	Dir    string
+	Remote Remote
+	// Branches are the only branches fetched, e.g. "main", "testing/eagle".
+	// The first must exist on the remote; the others may be missing.
+	Branches []string
+	// Timeout bounds a whole Fetch; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// FetchResult describes the local state after a Fetch.
+type FetchResult struct {
+	// Heads maps each tracked branch that exists on the remote to its
+	// commit hash (hex), as now stored locally.
+	Heads map[string]string
+	// Changed is true when objects or refs were written.
+	Changed bool
+	// Recloned is true when the local copy was missing or corrupt and was
+	// created anew.
+	Recloned bool
+}
+
+// Fetch brings the tracked branches of the local copy in line with the
+// remote. Branches are force-updated, so a force-push is visible; callers
+// refuse it with IsAncestor.
+func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
+	if len(r.Branches) == 0 {
+		return FetchResult{}, errors.New("fetching: no branches configured")
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	s, err := r.Remote.newSession(ctx)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	remote, err := s.listHeads(ctx, r.Branches)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if err := removeStale(r.Dir); err != nil {
+		return FetchResult{}, err
+	}
+	l, err := openLocal(r.Dir)
+	if err == nil {
+		err = l.check(r.Dir, r.Branches)
+		if err != nil {
+			l.Close()
+		}
+	}
+	if err != nil {
+		return r.reclone(ctx, s, remote)
+	}
+	defer l.Close()
+	return r.update(ctx, s, l, remote)
+}
+
+// update fetches into an existing healthy copy, unless it is up to date.
+func (r *Repo) update(ctx context.Context, s *session, l *local, remote map[string]plumbing.Hash) (FetchResult, error) {
+	ok, err := l.upToDate(r.Branches, remote)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if ok {
+		return FetchResult{Heads: hexHeads(remote)}, nil
+	}
+	if err := removeTempPacks(r.Dir); err != nil {
+		return FetchResult{}, err
+	}
+	if err := r.fetchInto(ctx, s, l, remote); err != nil {
+		if ctx.Err() != nil || classOf(ctx, err) != nil {
+			return FetchResult{}, err
+		}
+		// Not the network's fault: most likely the local copy is damaged
+		// in a way check could not see. Start over.
+		l.Close()
+		return r.reclone(ctx, s, remote)
+	}
+	heads, err := l.heads(r.Branches)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	return FetchResult{Heads: heads, Changed: true}, nil
+}
+
+// fetchInto fetches the tracked branches present on the remote and drops
+// local branches that the remote no longer has.
+func (r *Repo) fetchInto(ctx context.Context, s *session, l *local, remote map[string]plumbing.Hash) error {
+	var specs []config.RefSpec
+	for _, b := range r.Branches {
+		if _, ok := remote[b]; ok {
+			ref := plumbing.NewBranchReferenceName(b)
+			specs = append(specs, config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref)))
+		}
+	}
+	err := s.remoteFor(l.st).FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: specs,
+		Auth:     s.auth,
+		Tags:     git.NoTags,
+		Force:    true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetching %s: %w", s.shown, classify(ctx, err, s.secret))
+	}
+	if _, err := l.prune(r.Branches, remote); err != nil {
+		return fmt.Errorf("updating %s: %w", r.Dir, err)
+	}
+	return nil
+}
+
+func hexHeads(m map[string]plumbing.Hash) map[string]string {
+	out := make(map[string]string, len(m))
+	for b, h := range m {
+		out[b] = h.String()
+	}
+	return out
+}
+
+// tempPrefix names the sibling directories used while re-cloning.
+func tempPrefix(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+}
+
+// removeTempPacks deletes pack files that an interrupted fetch left
+// half-written. Fetch calls it only when it is about to write anyway.
+func removeTempPacks(dir string) error {
+	tmp, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_*"))
+	if err != nil {
+		return err
+	}
+	for _, p := range tmp {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("removing interrupted pack: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeStale deletes sibling directories left by an interrupted re-clone.
+// It writes nothing when there are none.
+func removeStale(dir string) error {
+	stale, err := filepath.Glob(tempPrefix(dir) + "*")
+	if err != nil {
+		return err
+	}
+	for _, p := range stale {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("removing stale clone: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reachable asks the remote for its refs (one ref advertisement) and writes
+// nothing: the health check after a switch that the host can still reach
+// its repository.
+func (r *Repo) Reachable(ctx context.Context) error {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := r.Remote.newSession(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.listHeads(ctx, r.Branches)
+	return err
+}

@@ -1,0 +1,65 @@
+package gittest
+
+import (
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+)
+
+// GenerateHistory appends commits to branch in the bare repository
+// bareDir with git fast-import, each adding filesPerCommit new files of
+// blobSize pseudo-random bytes, and returns the new tip. It makes
+// "biggish" repositories (thousands of objects) in well under a second.
+func GenerateHistory(t testing.TB, bareDir, branch string, commits, filesPerCommit, blobSize int) string {
+	t.Helper()
+	Require(t, "git")
+	var stream bytes.Buffer
+	parent := revParse(bareDir, "refs/heads/"+branch)
+	// Seed from the parent so appended history never repeats old blobs.
+	seed := fnv.New64a()
+	seed.Write([]byte(parent))
+	rng := rand.New(rand.NewPCG(seed.Sum64(), uint64(blobSize)))
+	for c := range commits {
+		fmt.Fprintf(&stream, "commit refs/heads/%s\n", branch)
+		fmt.Fprintf(&stream, "committer Avalanche Test <test@avalanche.invalid> %d +0000\n", 1700000000+c)
+		msg := fmt.Sprintf("generated commit %d\n", c)
+		fmt.Fprintf(&stream, "data %d\n%s", len(msg), msg)
+		if c == 0 && parent != "" {
+			fmt.Fprintf(&stream, "from %s\n", parent)
+		}
+		for f := range filesPerCommit {
+			content := randomText(rng, blobSize)
+			fmt.Fprintf(&stream, "M 100644 inline gen/%d/%d.txt\ndata %d\n%s\n", c, f, len(content), content)
+		}
+		stream.WriteString("\n")
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir, cmd.Env, cmd.Stdin = bareDir, Env(t.TempDir()), &stream
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git fast-import in %s: %v: %s", bareDir, err, out)
+	}
+	return revParse(bareDir, "refs/heads/"+branch)
+}
+
+// revParse returns the hash ref points to in dir, or "" if it does not exist.
+func revParse(dir, ref string) string {
+	cmd := exec.Command("git", "rev-parse", "--verify", "-q", ref)
+	cmd.Dir, cmd.Env = dir, Env(dir)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(out))
+}
+
+func randomText(rng *rand.Rand, n int) []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return b
+}
