@@ -55,28 +55,30 @@ func lookup(root sops.TreeBranch, key string) (interface{}, error) {
 	var cur interface{} = root
 	parts := strings.Split(key, "/")
 	for i, c := range parts {
-		next, ok := step(cur, c)
-		if !ok {
-			return nil, fmt.Errorf("key %q: %q %w", key, strings.Join(parts[:i+1], "/"), errNotFound)
+		next, err := step(cur, c)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: at %q: %w", key, strings.Join(parts[:i+1], "/"), err)
 		}
 		cur = next
 	}
 	return cur, nil
 }
 
-func step(cur interface{}, c string) (interface{}, bool) {
+func step(cur interface{}, c string) (interface{}, error) {
 	switch cur := cur.(type) {
 	case sops.TreeBranch:
 		for _, item := range cur {
 			if item.Key == c {
-				return item.Value, true
+				return item.Value, nil
 			}
 		}
+		return nil, errNotFound
 	case []interface{}:
 		i, err := strconv.Atoi(c)
-		if err == nil && i >= 0 && i < len(cur) {
-			return cur[i], true
+		if err != nil || i < 0 || i >= len(cur) {
+			return nil, fmt.Errorf("%w: not an index of a list of %d", errNotFound, len(cur))
 		}
+		return cur[i], nil
 	}
-	return nil, false
+	return nil, fmt.Errorf("%w: the value above is a scalar", errNotFound)
 }

@@ -7,8 +7,8 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
-	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/avalanche-fleet/avalanche/pkg/secrets"
+	sopsage "github.com/getsops/sops/v3/age"
 	"golang.org/x/crypto/ssh"
 )
 

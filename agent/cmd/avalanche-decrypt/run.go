@@ -27,7 +27,7 @@ func run(stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp := secrets.HelperResponse{Version: secrets.ProtocolVersion}
+	resp := secrets.HelperResponse{Version: secrets.ProtocolVersion, Results: []secrets.HelperResult{}}
 	files := newFileCache(ids)
 	for _, s := range req.Secrets {
 		resp.Results = append(resp.Results, files.secret(s))

@@ -48,6 +48,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
 		Log:     log,
 		Git:     NewRepo(c),
 		Nix:     &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Stderr: &logging.LineWriter{Log: log, Field: "build"}},
+		Secrets: newSecretsInstaller(c),
 		Notify:  &notify.Notifier{},
 		Version: Version,
 	}
@@ -79,7 +80,4 @@ func runFleet(ctx context.Context, m *Main, args []string) error {
 	return err
 }
 
-func runSecrets(ctx context.Context, m *Main, args []string) error {
-	return fmt.Errorf("secrets: not wired yet")
-}
 

@@ -107,6 +107,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.watch(ctx)
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
+	d.installCurrentSecrets(ctx)
 	d.Notify.Ready()
 	d.loop(ctx)
 	d.Notify.Stopping()
@@ -193,3 +194,23 @@ func short(c string) string {
 
 // errStalled marks failures that belong to the commit: not retried.
 var errStalled = errors.New("stalled")
+
+// installCurrentSecrets installs the running system's secrets at start-up:
+// after a reboot the RAM filesystem is empty.
+func (d *Daemon) installCurrentSecrets(ctx context.Context) {
+	if d.Secrets == nil {
+		return
+	}
+	cur := resolve(d.Config.Deploy.CurrentSystem)
+	if cur == "" {
+		return
+	}
+	r, err := d.Secrets.Install(ctx, cur)
+	if err != nil {
+		d.Log.Error().Err(err).Str("phase", "secrets").Str("storePath", cur).Msg("installing the running system's secrets")
+		return
+	}
+	if r.Generation != "" {
+		d.Log.Info().Str("phase", "secrets").Str("generation", r.Generation).Msg("installed the running system's secrets")
+	}
+}
