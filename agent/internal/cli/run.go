@@ -79,5 +79,3 @@ func runFleet(ctx context.Context, m *Main, args []string) error {
 	}
 	return err
 }
-
-
