@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
@@ -36,6 +35,7 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 	if err := serveNetwork(ctx, muxes); err != nil {
 		return err
 	}
+	go runHomeIP(ctx, d, c)
 	return d.Run(ctx)
 }
 
@@ -53,6 +53,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
 		Version: Version,
 	}
 	d.OnReload = func(nc *config.Config) { d.Git = NewRepo(nc) }
+	wireExitNode(d, c)
 	return d
 }
 
@@ -66,10 +67,6 @@ func NewRepo(c *config.Config) *gitsync.Repo {
 		Branches: branches,
 		Timeout:  c.Repository.FetchTimeout.D(),
 	}
-}
-
-func runCloud(ctx context.Context, m *Main, args []string) error {
-	return fmt.Errorf("cloud: not wired yet")
 }
 
 func runFleet(ctx context.Context, m *Main, args []string) error {

@@ -1,0 +1,96 @@
+package cloudcmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/avalanche-fleet/avalanche/pkg/hetzner"
+)
+
+func (c *command) provision(ctx context.Context, args []string) error {
+	fs := c.flags("provision-exit-node")
+	spec := hetzner.Spec{}
+	var keyFile, home string
+	var ud UserDataOptions
+	fs.StringVar(&spec.ServerType, "server-type", hetzner.DefaultServerType, "Hetzner server type")
+	fs.StringVar(&spec.Location, "location", hetzner.DefaultLocation, "Hetzner location, e.g. nbg1, fsn1, hel1")
+	fs.StringVar(&spec.Image, "image", hetzner.DefaultImage, "image nixos-infect starts from")
+	fs.StringVar(&keyFile, "ssh-key-file", "", "operator's SSH public key file (required)")
+	fs.StringVar(&home, "home-ip", "", "home's public IP allowed to SSH in (default: detected through the local tailscaled)")
+	fs.StringVar(&ud.Flake, "flake", "", "flake reference to switch to after nixos-infect, e.g. git+https://git.example/fleet/avalanche#vps")
+	fs.StringVar(&ud.InfectURL, "nixos-infect-url", DefaultInfectURL, "nixos-infect script to run (pin a commit)")
+	fs.StringVar(&ud.Channel, "nix-channel", DefaultChannel, "NixOS channel nixos-infect installs first")
+	noInfect := fs.Bool("no-infect", false, "create the server without user data (for the nixos-anywhere route)")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print the API calls without making them")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if keyFile == "" {
+		return fmt.Errorf("%w: --ssh-key-file is required", ErrUsage)
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("reading ssh public key: %w", err)
+	}
+	spec.Name, spec.SSHPublicKey = c.name, strings.TrimSpace(string(key))
+	ud.AuthorizedKey = spec.SSHPublicKey
+	if !*noInfect {
+		if spec.UserData, err = UserData(ud); err != nil {
+			return err
+		}
+	}
+	if spec.HomeIP, err = homeIP(ctx, home); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := cl.PlanProvision(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("planning: %w", err)
+	}
+	return c.execute(ctx, cl, p)
+}
+
+func (c *command) deprovision(ctx context.Context, args []string) error {
+	fs := c.flags("deprovision-exit-node")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print the API calls without making them")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := cl.PlanDeprovision(ctx, c.name)
+	if err != nil {
+		return fmt.Errorf("planning: %w", err)
+	}
+	return c.execute(ctx, cl, p)
+}
+
+func (c *command) updateHomeIP(ctx context.Context, args []string) error {
+	fs := c.flags("update-home-ip")
+	var home string
+	fs.StringVar(&home, "home-ip", "", "home's public IP (default: detected through the local tailscaled)")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print the API call without making it")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	ip, err := homeIP(ctx, home)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := cl.PlanFirewallRules(ctx, c.name, ip)
+	if err != nil {
+		return fmt.Errorf("planning: %w", err)
+	}
+	return c.execute(ctx, cl, p)
+}
