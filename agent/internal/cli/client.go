@@ -31,7 +31,15 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "", "agent config `file` (tells where the socket and state are; default "+config.DefaultPath+" when it exists)")
 }
 
-// resolve finds the socket and state from --config, the default config
+// parseTarget parses a client command's flags and resolves its target.
+func parseTarget(fs *flag.FlagSet, cfg *string, args []string) (target, error) {
+	if err := parse(fs, args); err != nil {
+		return target{}, err
+	}
+	return resolveTarget(*cfg)
+}
+
+// resolveTarget finds the socket and state from --config, the default config
 // file, or the default paths.
 func resolveTarget(path string) (target, error) {
 	explicit := path != ""
@@ -53,10 +61,7 @@ func runStatus(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("status")
 	cfg := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	t, err := resolveTarget(*cfg)
+	t, err := parseTarget(fs, cfg, args)
 	if err != nil {
 		return err
 	}
@@ -133,10 +138,7 @@ func runSync(ctx context.Context, m *Main, args []string) error {
 	cfg := configFlag(fs)
 	wait := fs.Bool("wait", false, "wait for the pass and fail when it fails")
 	force := fs.Bool("force", false, "retry a commit that failed before")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	t, err := resolveTarget(*cfg)
+	t, err := parseTarget(fs, cfg, args)
 	if err != nil {
 		return err
 	}
@@ -159,10 +161,7 @@ func runHistory(ctx context.Context, m *Main, args []string) error {
 	fs := m.flags("history")
 	cfg := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	t, err := resolveTarget(*cfg)
+	t, err := parseTarget(fs, cfg, args)
 	if err != nil {
 		return err
 	}
