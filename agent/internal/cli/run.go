@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
@@ -36,7 +37,11 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	go runHomeIP(ctx, d, c)
-	return d.Run(ctx)
+	err = d.Run(ctx)
+	if errors.Is(err, daemon.ErrRestart) {
+		return nil // systemd's Restart=always starts the new agent
+	}
+	return err
 }
 
 // NewDaemon wires a daemon from a loaded config: the one place where the
@@ -51,6 +56,9 @@ func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
 		Secrets: newSecretsInstaller(c),
 		Notify:  &notify.Notifier{},
 		Version: Version,
+	}
+	if exe, err := os.Executable(); err == nil {
+		d.SelfPath = exe
 	}
 	d.OnReload = func(nc *config.Config) { d.Git = NewRepo(nc) }
 	wireExitNode(d, c)

@@ -50,6 +50,9 @@ type Daemon struct {
 	Now func() time.Time
 	// Hooks lets other parts (metrics, exit node) observe passes.
 	Hooks Hooks
+	// SelfPath is this program's executable. When a deployment brings a
+	// different agent, Run returns ErrRestart. Empty: never.
+	SelfPath string
 	// OnReload is called with a new valid config after the file changed.
 	OnReload func(*config.Config)
 
@@ -67,6 +70,7 @@ type Daemon struct {
 	reload   chan struct{}
 	extra    func(*status.Status)
 	passLock sync.Mutex // serialises passes with manual rollbacks
+	restart  bool
 }
 
 // Hooks are optional observers called by the daemon.
@@ -115,8 +119,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := <-errc; err != nil {
 		return err
 	}
+	if d.restart {
+		return ErrRestart
+	}
 	return nil
 }
+
+// ErrRestart asks the caller to exit so the service manager starts the
+// agent the new system ships.
+var ErrRestart = errors.New("restarting into the newly deployed agent")
 
 // prepare creates directories and loads the state file.
 func (d *Daemon) prepare() error {

@@ -1,9 +1,14 @@
 package daemon_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
@@ -200,5 +205,34 @@ func TestForcePushIsRefused(t *testing.T) {
 	}
 	if got := h.activations(); len(got) != 1 {
 		t.Errorf("activations = %q; want one", got)
+	}
+}
+
+func TestRestartsIntoNewAgent(t *testing.T) {
+	h := newHost(t, nil)
+	h.selfPath = h.dir + "/old-agent"
+	os.WriteFile(h.selfPath, []byte("#!/bin/sh\n"), 0o755)
+	h.commit("first", nil)
+	h.start()
+	select {
+	case err := <-h.done:
+		t.Fatalf("daemon exited after a deploy without a new agent: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	h.opts.Agent = "agent v2"
+	c2 := h.commit("upgrade the agent", nil)
+	h.client().Sync(context.Background(), false, false)
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, daemon.ErrRestart) {
+			t.Fatalf("Run = %v; want ErrRestart", err)
+		}
+		h.cancel = nil
+	case <-time.After(time.Minute):
+		t.Fatal("daemon kept running after deploying a new agent")
+	}
+	if st := h.state(); st.Deployed == nil || st.Deployed.Commit != c2 || st.Pending != nil {
+		t.Errorf("state after restart request: deployed %+v pending %+v; want %s confirmed", st.Deployed, st.Pending, c2)
 	}
 }

@@ -38,6 +38,7 @@ type host struct {
 	done     chan error
 	d        *daemon.Daemon
 	mutateFn func(c map[string]any)
+	selfPath string // the agent binary this "process" runs
 }
 
 const hostName = "testhost"
@@ -97,6 +98,7 @@ func (h *host) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	h.d = newDaemon(h.t, h.cfg)
+	h.d.SelfPath = h.selfPath
 	go func() { h.done <- h.d.Run(ctx) }()
 	h.t.Cleanup(h.stop)
 	waitSocket(h.t, h.cfg.SocketPath())

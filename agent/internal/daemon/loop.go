@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -54,6 +55,9 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.coalesce(ctx)
 		}
 		res := d.runPass(ctx)
+		if res.result == "deployed" && d.agentUpgraded() {
+			return
+		}
 		if res.transient {
 			failures++
 		} else {
@@ -160,4 +164,22 @@ func (d *Daemon) Sync(ctx context.Context, wait, force bool) (status.SyncResult,
 	case <-ctx.Done():
 		return status.SyncResult{}, ctx.Err()
 	}
+}
+
+// agentUpgraded reports whether the system now running ships a different
+// avalanche-agent than this process. The service is not restarted by the
+// switch (a restart would kill the deployment), so the agent restarts
+// itself: it returns ErrRestart and systemd (Restart=always) starts the new
+// binary.
+func (d *Daemon) agentUpgraded() bool {
+	if d.SelfPath == "" {
+		return false
+	}
+	next := resolve(filepath.Join(d.Config.Deploy.CurrentSystem, "sw", "bin", "avalanche-agent"))
+	if next == "" || next == resolve(d.SelfPath) {
+		return false
+	}
+	d.Log.Info().Str("from", d.SelfPath).Str("to", next).Msg("the new system ships a new agent; restarting into it")
+	d.restart = true
+	return true
 }

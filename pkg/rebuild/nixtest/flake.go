@@ -49,6 +49,9 @@ type FlakeOptions struct {
 	// BuildSleep makes the builder sleep this long first (milliseconds count,
 	// so a test can recognise its own sleep process).
 	BuildSleep time.Duration
+	// Agent, when set, is written to $out/sw/bin/avalanche-agent: a system
+	// that ships a (different) agent binary.
+	Agent string
 	// Files are extra files of the flake, by slash-separated path relative to it.
 	Files map[string]string
 }
@@ -85,6 +88,10 @@ fi
 /bin/ln -s "$initrd" "$out/initrd"
 /bin/ln -s "$modules" "$out/kernel-modules"
 printf '%s' "$marker" > "$out/marker"
+if [ -n "$agent" ]; then
+  /bin/mkdir -p "$out/sw/bin"
+  printf '#!/bin/sh\n# %s\n' "$agent" > "$out/sw/bin/avalanche-agent"
+fi
 if [ -n "$secretsManifest" ]; then
   printf '%s' "$secretsManifest" > "$out/etc/avalanche-agent/secrets.json"
 fi
@@ -152,6 +159,7 @@ func derivationAttrs(opts FlakeOptions) [][2]string {
 		{"failMarker", opts.FailMarker},
 		{"buildSleep", sleep},
 		{"buildFail", fail},
+		{"agent", opts.Agent},
 	}
 }
 
