@@ -24,6 +24,13 @@ func diff(prev, gen Generation, m *Manifest) []string {
 	return changed
 }
 
+// Changed returns, in manifest order, the secrets of m whose bytes, mode,
+// owner or group differ between generations from and to (all of them when
+// from has no Path), e.g. to restart units after returning to from.
+func Changed(m *Manifest, from, to Generation) []string {
+	return diff(from, to, m)
+}
+
 func sameFile(a, b string) bool {
 	ia, err := os.Lstat(a)
 	if err != nil {

@@ -68,8 +68,21 @@ func (s *secretsInstaller) Install(ctx context.Context, system string) (daemon.S
 }
 
 // Restore implements daemon.Secrets.
-func (s *secretsInstaller) Restore(ctx context.Context, id string) error {
-	return s.store.Activate(secrets.Generation{ID: id, Path: filepath.Join(s.store.Root, id)})
+func (s *secretsInstaller) Restore(ctx context.Context, system, id string) (daemon.SecretsResult, error) {
+	gen := secrets.Generation{ID: id, Path: filepath.Join(s.store.Root, id)}
+	cur, _ := s.store.Current()
+	if err := s.store.Activate(gen); err != nil {
+		return daemon.SecretsResult{}, err
+	}
+	r := daemon.SecretsResult{Generation: id, Previous: cur.ID}
+	m, err := secrets.LoadManifest(manifestPath(system))
+	if err != nil {
+		// The generation is back; without a readable manifest there is
+		// just no unit to restart.
+		return r, nil
+	}
+	r.Restart, r.Reload = secrets.UnitsToRestart(m, secrets.Changed(m, cur, gen))
+	return r, nil
 }
 
 func runSecrets(ctx context.Context, m *Main, args []string) error {

@@ -25,13 +25,21 @@ func (d *Daemon) Status() status.Status {
 		DaemonRunning: true,
 		Suspended:     d.st.Suspended,
 		Fetched:       d.fetched,
-		Deployed:      d.st.Deployed,
-		Pending:       d.st.Pending,
 		LastError:     d.lastErr,
 		Failure:       d.st.LastError,
 		NextPoll:      d.nextPoll,
 		Passes:        d.passes,
 		Refused:       slices.Clone(d.st.Bad),
+	}
+	// Copies: the pass changes the pending record in place while the
+	// snapshot is being encoded outside the lock.
+	if p := d.st.Pending; p != nil {
+		cp := *p
+		s.Pending = &cp
+	}
+	if dep := d.st.Deployed; dep != nil {
+		cp := *dep
+		s.Deployed = &cp
 	}
 	d.mu.Unlock()
 	if s.State == "" {
@@ -123,7 +131,7 @@ func (d *Daemon) Rollback(ctx context.Context) error {
 		}
 	})
 	d.save()
-	if r.result != "rolled-back" || strings.Contains(d.lastErr, "rollback failed") {
+	if r.result != "rolled-back" || strings.Contains(d.lastErr, "(rollback failed: ") {
 		return fmt.Errorf("rollback: %s", d.lastErr)
 	}
 	return nil

@@ -20,8 +20,10 @@ type Secrets interface {
 	// Install decrypts the secrets the built system declares and makes them
 	// the current generation. On error the previous generation stays.
 	Install(ctx context.Context, system string) (SecretsResult, error)
-	// Restore makes an earlier generation current again.
-	Restore(ctx context.Context, generation string) error
+	// Restore makes an earlier generation current again. system is the
+	// system being returned to: its manifest names the units to restart
+	// for secrets that differ between the two generations.
+	Restore(ctx context.Context, system, generation string) (SecretsResult, error)
 }
 
 // SecretsResult says what an Install changed.
@@ -108,17 +110,17 @@ func (d *Daemon) rollback(ctx context.Context, p *state.Pending, phase string, c
 	d.setPhase(status.Activating, "rolling back "+short(p.Commit))
 	log := d.Log.With().Str("commit", p.Commit).Str("phase", "rollback").Logger()
 	var rbErr error
+	sec, secErr := d.restoreSecrets(ctx, p)
 	if p.PreviousSystem != "" {
 		action := p.Action
 		rbErr = d.Nix.Activate(context.WithoutCancel(ctx), p.PreviousSystem, d.activation(action, "rollback"))
 	} else {
 		rbErr = fmt.Errorf("no previous system is known")
 	}
-	if p.Previous != nil && p.Previous.SecretsGen != "" && d.Secrets != nil {
-		if err := d.Secrets.Restore(ctx, p.Previous.SecretsGen); err != nil {
-			rbErr = fmt.Errorf("restoring secrets generation %s: %w", p.Previous.SecretsGen, err)
-		}
+	if secErr != nil {
+		rbErr = secErr
 	}
+	d.restartUnits(context.WithoutCancel(ctx), sec)
 	msg := cleanErr(cause)
 	dep := p.Deployment
 	dep.Result = "rolled-back"
@@ -146,6 +148,21 @@ func (d *Daemon) rollback(ctx context.Context, p *state.Pending, phase string, c
 	return passResult{result: "rolled-back", err: fmt.Errorf("%s: %s; rolled back", phase, msg)}
 }
 
+// restoreSecrets makes the previous deployment's secrets generation current
+// again. It runs before the previous system is activated, so that services
+// that activation starts read the secrets they were built for; the result
+// names the units to restart because their secrets changed back.
+func (d *Daemon) restoreSecrets(ctx context.Context, p *state.Pending) (SecretsResult, error) {
+	if p.Previous == nil || p.Previous.SecretsGen == "" || d.Secrets == nil {
+		return SecretsResult{}, nil
+	}
+	r, err := d.Secrets.Restore(context.WithoutCancel(ctx), p.PreviousSystem, p.Previous.SecretsGen)
+	if err != nil {
+		return SecretsResult{}, fmt.Errorf("restoring secrets generation %s: %w", p.Previous.SecretsGen, err)
+	}
+	return r, nil
+}
+
 // resumePending finishes a deployment a previous agent process started:
 // confirm it when the switch happened, roll it back otherwise.
 func (d *Daemon) resumePending(ctx context.Context) error {
@@ -167,9 +184,11 @@ func (d *Daemon) resumePending(ctx context.Context) error {
 		p.Activated, p.Generation = true, gen
 		d.mu.Unlock()
 	}
+	d.mu.Lock()
 	if p.Deadline.Before(d.now().Add(healthRetry)) {
 		p.Deadline = d.now().Add(healthRetry * 3) // one more chance after a slow boot
 	}
+	d.mu.Unlock()
 	return d.confirm(ctx, p, SecretsResult{}).err
 }
 

@@ -177,8 +177,13 @@ func (d *Daemon) pending(t target, out, current string, sec SecretsResult) *stat
 		PreviousSystem: current,
 		Deadline:       d.now().Add(activateTimeout + d.Config.Deploy.ConfirmTimeout.D()),
 	}
-	if sec.Previous != "" && p.Previous != nil {
-		prev := *p.Previous
+	if sec.Previous != "" {
+		// Also without a recorded deployment: the generation installed for
+		// the running system at start-up is what a rollback returns to.
+		var prev state.Deployment
+		if p.Previous != nil {
+			prev = *p.Previous
+		}
 		prev.SecretsGen = sec.Previous
 		p.Previous = &prev
 	}
