@@ -52,7 +52,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 	if err != nil {
 		return err
 	}
-	resp, err := c.http().Do(req)
+	hc := c.http()
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w (no answer on %s)", ErrNotRunning, c.socket())

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
@@ -41,6 +42,7 @@ func (d *Daemon) Status() status.Status {
 		cp := *dep
 		s.Deployed = &cp
 	}
+	c := d.Config
 	d.mu.Unlock()
 	if s.State == "" {
 		s.State = status.Idle
@@ -48,7 +50,7 @@ func (d *Daemon) Status() status.Status {
 	if s.Suspended && s.State == status.Idle {
 		s.State = status.Suspended
 	}
-	s.RebootNeeded, s.RebootReasons = d.rebootNeeded()
+	s.RebootNeeded, s.RebootReasons = rebootNeeded(c)
 	if d.extra != nil {
 		d.extra(&s)
 	}
@@ -138,8 +140,8 @@ func (d *Daemon) Rollback(ctx context.Context) error {
 }
 
 // rebootNeeded compares the booted and the current system.
-func (d *Daemon) rebootNeeded() (bool, []string) {
-	need, reasons, err := rebuild.NeedsReboot(d.Config.Deploy.BootedSystem, d.Config.Deploy.CurrentSystem)
+func rebootNeeded(c *config.Config) (bool, []string) {
+	need, reasons, err := rebuild.NeedsReboot(c.Deploy.BootedSystem, c.Deploy.CurrentSystem)
 	if err != nil {
 		return false, nil
 	}
@@ -149,7 +151,7 @@ func (d *Daemon) rebootNeeded() (bool, []string) {
 // maybeReboot reboots when a reboot is needed, enabled and inside the window.
 func (d *Daemon) maybeReboot(ctx context.Context) {
 	r := d.Config.Deploy.Reboot
-	need, reasons := d.rebootNeeded()
+	need, reasons := rebootNeeded(d.Config)
 	if !r.Enable || !need || !inWindow(r.Window, d.now()) {
 		return
 	}

@@ -174,6 +174,9 @@ func (d *Daemon) resumePending(ctx context.Context) error {
 	}
 	d.Log.Info().Str("commit", p.Commit).Str("phase", "confirm").Bool("activated", p.Activated).
 		Msg("resuming a deployment interrupted by a restart")
+	if !p.Activated && d.Config.Deploy.SystemdRunEnabled() {
+		d.waitForSwitchUnit(ctx, d.activation(p.Action, p.Commit).Unit)
+	}
 	if !p.Activated && !d.switched(p) {
 		r := d.rollback(ctx, p, "activate", fmt.Errorf("activation was interrupted by an agent restart; use sync --force to retry"))
 		return r.err
@@ -255,4 +258,27 @@ func tail(out []byte) string {
 		lines = lines[len(lines)-5:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// waitForSwitchUnit waits while the transient unit that ran
+// switch-to-configuration is still going: it survives the agent's restart
+// (that is its purpose), and judging the pending record before it ends
+// would roll back a switch that is about to succeed.
+func (d *Daemon) waitForSwitchUnit(ctx context.Context, unit string) {
+	ctx, cancel := context.WithTimeout(ctx, activateTimeout)
+	defer cancel()
+	for {
+		out, _ := exec.CommandContext(ctx, "systemctl", "is-active", unit).Output()
+		switch strings.TrimSpace(string(out)) {
+		case "active", "activating", "deactivating", "reloading":
+		default:
+			return
+		}
+		d.setPhase(status.Activating, "waiting for "+unit+" to finish")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,6 +72,8 @@ type Daemon struct {
 	extra    func(*status.Status)
 	passLock sync.Mutex // serialises passes with manual rollbacks
 	restart  bool
+	// nextConfig is a reloaded config waiting for the next pass.
+	nextConfig *config.Config
 }
 
 // Hooks are optional observers called by the daemon.
@@ -142,6 +145,12 @@ func (d *Daemon) prepare() error {
 	}
 	if err := os.MkdirAll(d.Config.RuntimeDir, 0o755); err != nil {
 		return fmt.Errorf("creating runtime dir: %w", err)
+	}
+	// A kill -9 during a write leaves its temporary file; the rename never
+	// happened, so the state file itself is whole.
+	stale, _ := filepath.Glob(filepath.Join(d.Config.StateDir, ".state.json.tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
 	}
 	st, err := state.Load(d.Config.StatePath())
 	if err != nil {

@@ -74,12 +74,17 @@ func newHost(t *testing.T, mutate func(c map[string]any)) *host {
 	if err := os.WriteFile(h.cfgPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(h.cfgPath)
+	h.cfg = loadConfig(t, h.cfgPath)
+	return h
+}
+
+func loadConfig(t *testing.T, path string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
-	h.cfg = cfg
-	return h
+	return cfg
 }
 
 // commit writes the flake with h.opts plus files and pushes it.

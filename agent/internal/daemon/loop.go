@@ -107,6 +107,7 @@ func (d *Daemon) nextWait(failures int) time.Duration {
 func (d *Daemon) runPass(ctx context.Context) passResult {
 	d.passLock.Lock()
 	defer d.passLock.Unlock()
+	d.applyConfig()
 	d.mu.Lock()
 	waiters := d.waiters
 	d.waiters = nil

@@ -19,12 +19,19 @@ func (d *Daemon) watch(ctx context.Context) {
 		return
 	}
 	defer w.Close()
-	files := d.watchedFiles()
+	// The watch list is fixed at start: paths in the config that change take
+	// effect at the next restart. Working from this snapshot keeps the
+	// watcher off d.Config, which passes may swap.
+	d.mu.Lock()
+	c := d.Config
+	d.mu.Unlock()
+	files := watchedFiles(c)
+	repoDirs := repoWatchDirs(c)
 	dirs := map[string]bool{}
 	for f := range files {
 		dirs[filepath.Dir(f)] = true
 	}
-	for _, dir := range d.repoWatchDirs() {
+	for _, dir := range repoDirs {
 		dirs[dir] = true
 	}
 	for dir := range dirs {
@@ -39,31 +46,31 @@ func (d *Daemon) watch(ctx context.Context) {
 		case err := <-w.Errors:
 			d.Log.Warn().Err(err).Msg("file watcher")
 		case ev := <-w.Events:
-			d.onFileEvent(ev, files)
+			d.onFileEvent(ev, c.Path, files, repoDirs)
 		}
 	}
 }
 
-func (d *Daemon) onFileEvent(ev fsnotify.Event, files map[string]bool) {
+func (d *Daemon) onFileEvent(ev fsnotify.Event, configPath string, files map[string]bool, repoDirs []string) {
 	if ev.Has(fsnotify.Chmod) {
 		return
 	}
 	name := filepath.Clean(ev.Name)
 	switch {
-	case name == filepath.Clean(d.Config.Path):
-		d.reloadConfig()
+	case name == filepath.Clean(configPath):
+		d.reloadConfig(configPath)
 	case files[name]:
 		d.Log.Info().Str("file", name).Msg("key file changed")
 		d.Trigger()
-	case d.inRepo(name):
+	case inRepo(name, repoDirs):
 		d.Trigger()
 	}
 }
 
 // reloadConfig reads the config again. Only settings that are safe to change
 // in a running daemon take effect; the rest apply at the next restart.
-func (d *Daemon) reloadConfig() {
-	c, err := config.Load(d.Config.Path)
+func (d *Daemon) reloadConfig(path string) {
+	c, err := config.Load(path)
 	if err != nil {
 		d.Log.Error().Err(err).Msg("config changed but is invalid; keeping the running config")
 		return
@@ -71,17 +78,28 @@ func (d *Daemon) reloadConfig() {
 	d.mu.Lock()
 	old := d.Config
 	c.StateDir, c.RuntimeDir, c.API = old.StateDir, old.RuntimeDir, old.API
-	d.Config = c
+	d.nextConfig = c
 	d.mu.Unlock()
-	if d.OnReload != nil {
-		d.OnReload(c)
-	}
-	d.Log.Info().Str("file", c.Path).Msg("config reloaded")
+	d.Log.Info().Str("file", c.Path).Msg("config changed; it applies from the next pass")
 	d.Trigger()
 }
 
-func (d *Daemon) watchedFiles() map[string]bool {
-	c := d.Config
+// applyConfig switches to a reloaded config between passes, so a pass
+// never sees two configs.
+func (d *Daemon) applyConfig() {
+	d.mu.Lock()
+	c := d.nextConfig
+	d.nextConfig = nil
+	if c != nil {
+		d.Config = c
+	}
+	d.mu.Unlock()
+	if c != nil && d.OnReload != nil {
+		d.OnReload(c)
+	}
+}
+
+func watchedFiles(c *config.Config) map[string]bool {
 	files := map[string]bool{}
 	add := func(p string) {
 		if p != "" {
@@ -107,25 +125,25 @@ func (d *Daemon) watchedFiles() map[string]bool {
 
 // repoWatchDirs are the directories whose changes mean a local-path
 // repository got a commit: its refs and packed-refs.
-func (d *Daemon) repoWatchDirs() []string {
-	kind, _ := config.RemoteKind(d.Config.Repository.URL)
+func repoWatchDirs(c *config.Config) []string {
+	kind, _ := config.RemoteKind(c.Repository.URL)
 	if kind != "local" {
 		return nil
 	}
-	root := localPath(d.Config.Repository.URL)
+	root := localPath(c.Repository.URL)
 	gitDir := root
 	if exists(filepath.Join(root, ".git")) {
 		gitDir = filepath.Join(root, ".git")
 	}
 	dirs := []string{gitDir, filepath.Join(gitDir, "refs", "heads")}
-	if dir := filepath.Dir(d.Config.Repository.TestingBranch); dir != "." {
+	if dir := filepath.Dir(c.Repository.TestingBranch); dir != "." {
 		dirs = append(dirs, filepath.Join(gitDir, "refs", "heads", dir))
 	}
 	return dirs
 }
 
-func (d *Daemon) inRepo(name string) bool {
-	for _, dir := range d.repoWatchDirs() {
+func inRepo(name string, repoDirs []string) bool {
+	for _, dir := range repoDirs {
 		if filepath.Dir(name) == dir {
 			base := filepath.Base(name)
 			return base != "index" && base != "index.lock" && filepath.Ext(base) != ".lock" || base == "packed-refs"
