@@ -50,9 +50,10 @@ in
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
 
-      # The agent switches the system from inside this unit's transient
-      # child and restarts itself once the switch is confirmed; a restart by
-      # switch-to-configuration would kill the deploy half-way.
+      # The agent switches the system through a transient unit (systemd-run)
+      # and, once the switch is confirmed, exits when the new system ships a
+      # different agent; Restart=always then starts the new one. A restart by
+      # switch-to-configuration would interrupt the confirmation half-way.
       restartIfChanged = false;
 
       path = [
