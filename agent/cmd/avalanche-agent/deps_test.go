@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// deps lists the packages a target links, via go list.
+func deps(t *testing.T, target string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", target).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", target, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDaemonDeps keeps what the resident daemon links small: sops and the
+// cloud KMS SDKs live in avalanche-decrypt, Kubernetes in kubernetes/check.
+func TestDaemonDeps(t *testing.T) {
+	banned := []string{"github.com/getsops/sops", "k8s.io/", "sigs.k8s.io/", "cloud.google.com/",
+		"github.com/aws/", "github.com/Azure/", "github.com/hashicorp/vault", "tailscale.com/tsnet",
+		"tailscale.com/tstest", "github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest",
+		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"}
+	// (The standard "testing" package itself is linked by hcloud-go's
+	// hcloud package, so it cannot be banned here.)
+	for _, d := range deps(t, ".") {
+		for _, b := range banned {
+			if strings.HasPrefix(d, b) {
+				t.Errorf("avalanche-agent links %s (banned prefix %q)", d, b)
+			}
+		}
+	}
+}
+
+// TestLibrariesDoNotLog: packages under pkg/ return errors; the agent logs.
+func TestLibrariesDoNotLog(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "../../../pkg/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if strings.HasSuffix(fields[0], "test") {
+			continue // test helpers (gittest, nixtest...) may log like tests do
+		}
+		for _, imp := range fields[1:] {
+			if imp == "log" || imp == "log/slog" || strings.HasPrefix(imp, "github.com/rs/zerolog") {
+				t.Errorf("%s imports %s; libraries under pkg/ must not log", fields[0], imp)
+			}
+		}
+	}
+}
