@@ -21,7 +21,7 @@ build host:
 agent-build:
     mkdir -p dist
     for arch in arm64 amd64; do \
-      for cmd in avalanche-agent avalanche-decrypt; do \
+      for cmd in avalanche-agent avalanche-decrypt avalanche-cloud; do \
         CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath \
           -ldflags "-s -w -X github.com/avalanche-fleet/avalanche/agent/internal/cli.Version={{version}}" \
           -o dist/$cmd-linux-$arch ./agent/cmd/$cmd; \

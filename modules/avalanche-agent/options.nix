@@ -67,7 +67,7 @@ in
 
     package = mkOption {
       type = types.package;
-      description = "The avalanche-agent package (provides avalanche-agent and avalanche-decrypt).";
+      description = "The avalanche-agent package (provides avalanche-agent, avalanche-decrypt and avalanche-cloud).";
     };
 
     hostname = mkOption {

@@ -23,6 +23,7 @@ buildGoModule {
   subPackages = [
     "agent/cmd/avalanche-agent"
     "agent/cmd/avalanche-decrypt"
+    "agent/cmd/avalanche-cloud"
   ];
 
   env.CGO_ENABLED = "0";

@@ -17,14 +17,14 @@ func deps(t *testing.T, target string) []string {
 }
 
 // TestDaemonDeps keeps what the resident daemon links small: sops and the
-// cloud KMS SDKs live in avalanche-decrypt, Kubernetes in kubernetes/check.
+// cloud KMS SDKs live in avalanche-decrypt, the Tailscale and Hetzner
+// clients in avalanche-cloud, Kubernetes in kubernetes/check.
 func TestDaemonDeps(t *testing.T) {
 	banned := []string{"github.com/getsops/sops", "k8s.io/", "sigs.k8s.io/", "cloud.google.com/",
 		"github.com/aws/", "github.com/Azure/", "github.com/hashicorp/vault", "tailscale.com/tsnet",
-		"tailscale.com/tstest", "github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest",
+		"tailscale.com/", "github.com/hetznercloud/", "github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest",
 		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"}
-	// (The standard "testing" package itself is linked by hcloud-go's
-	// hcloud package, so it cannot be banned here.)
+	banned = append(banned, "testing")
 	for _, d := range deps(t, ".") {
 		for _, b := range banned {
 			if strings.HasPrefix(d, b) {

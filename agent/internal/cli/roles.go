@@ -1,48 +1,55 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"os/exec"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
-	"tailscale.com/client/local"
+	"github.com/rs/zerolog"
 
-	"github.com/avalanche-fleet/avalanche/agent/internal/cloudcmd"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
-	"github.com/avalanche-fleet/avalanche/pkg/exitnode"
-	"github.com/avalanche-fleet/avalanche/pkg/hetzner"
-	"github.com/avalanche-fleet/avalanche/pkg/homeip"
 )
 
-// wireExitNode makes every pass (and so every activation) end by ensuring
-// the host is a logged-in, advertised, approved Tailscale exit node.
+// cloudProgram is the avalanche-cloud binary next to this one; the
+// AVALANCHE_CLOUD environment variable overrides it (tests).
+func cloudProgram() string {
+	if p := os.Getenv("AVALANCHE_CLOUD"); p != "" {
+		return p
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "avalanche-cloud"
+	}
+	return filepath.Join(filepath.Dir(exe), "avalanche-cloud")
+}
+
+// wireExitNode makes every pass (and so every activation) end by running
+// `avalanche-cloud exit-node-ensure`, which keeps the host a logged-in,
+// advertised, approved Tailscale exit node; status shows its report.
 func wireExitNode(d *daemon.Daemon, c *config.Config) {
 	if !c.ExitNode.Enable {
 		return
 	}
-	mgr := &exitnode.Manager{
-		Local:  &local.Client{Socket: c.ExitNode.Socket, UseSocketOnly: true},
-		Config: exitnode.Config{AuthKeyFile: c.ExitNode.AuthKeyFile, APIKeyFile: c.ExitNode.APIKeyFile, Tailnet: c.ExitNode.Tailnet},
-	}
 	var mu sync.Mutex
-	last := &status.ExitNode{}
+	last := &status.ExitNode{Error: "not checked yet"}
 	d.Hooks.AfterPass = func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		st, err := mgr.Ensure(ctx)
-		view := &status.ExitNode{Advertised: st.Advertised, Approved: st.Approved, Online: st.Online}
+		r := ensureExitNode(ctx, c.Path)
+		view := &r
 		switch {
-		case err != nil:
-			view.Error = err.Error()
-			d.Log.Error().Err(err).Str("phase", "exit-node").Msg("exit node role")
-		case len(st.Repaired) > 0:
-			d.Log.Warn().Str("phase", "exit-node").Strs("repaired", st.Repaired).Msg("exit node drift repaired")
+		case r.Error != "":
+			d.Log.Error().Str("phase", "exit-node").Str("error", r.Error).Msg("exit node role")
+		case len(r.Repaired) > 0:
+			d.Log.Warn().Str("phase", "exit-node").Strs("repaired", r.Repaired).Msg("exit node drift repaired")
 		}
 		mu.Lock()
 		last = view
@@ -56,46 +63,66 @@ func wireExitNode(d *daemon.Daemon, c *config.Config) {
 	})
 }
 
-// runHomeIP keeps the VPS firewall open to the home's public IP only,
-// polling every homeIP.interval until ctx ends.
-func runHomeIP(ctx context.Context, d *daemon.Daemon, c *config.Config) {
+// ensureExitNode runs the exit-node role once and returns its report.
+func ensureExitNode(ctx context.Context, configPath string) status.ExitNode {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	argv := []string{cloudProgram(), "exit-node-ensure", "--config", configPath}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var r status.ExitNode
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		r.Error = fmt.Sprintf("%v: %v: %s", argv, runErr, tail(stderr.Bytes()))
+	}
+	return r
+}
+
+// superviseHomeIP runs `avalanche-cloud watch-home-ip` for as long as ctx
+// lasts, restarting it (after a pause) when it exits.
+func superviseHomeIP(ctx context.Context, log zerolog.Logger, c *config.Config) {
 	if !c.HomeIP.Enable {
 		return
 	}
-	var src homeip.Source = homeip.Tailscale{Local: &local.Client{Socket: c.ExitNode.Socket, UseSocketOnly: true}}
-	if c.HomeIP.WANInterface != "" {
-		src = homeip.Interface{Name: c.HomeIP.WANInterface}
-	}
-	w := &homeip.Watcher{}
-	t := time.NewTicker(c.HomeIP.Interval.D())
-	defer t.Stop()
-	for {
-		token, err := os.ReadFile(c.HomeIP.TokenFile)
-		if err != nil {
-			d.Log.Error().Err(err).Str("phase", "home-ip").Msg("reading the Hetzner token")
-		} else {
-			w.Firewall = hetzner.HomeIPFirewall{Client: hetzner.NewClient(strings.TrimSpace(string(token)), hetzner.Options{}), Name: c.HomeIP.Firewall}
-			changed, err := w.Poll(ctx, src)
-			switch {
-			case err != nil:
-				d.Log.Warn().Err(err).Str("phase", "home-ip").Msg("home IP")
-			case changed:
-				d.Log.Info().Str("phase", "home-ip").Str("firewall", c.HomeIP.Firewall).Msg("firewall rules now allow the new home IP")
-			}
+	for ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, cloudProgram(), "watch-home-ip", "--config", c.Path)
+		cmd.Stderr = os.Stderr // its journal lines are the agent's
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 5 * time.Second
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			return
 		}
+		log.Error().Err(err).Str("phase", "home-ip").Msg("home IP watcher exited; restarting in 30s")
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+		case <-time.After(30 * time.Second):
 		}
 	}
 }
 
+// runCloud runs avalanche-cloud with the same arguments and streams.
 func runCloud(ctx context.Context, m *Main, args []string) error {
-	err := cloudcmd.Run(ctx, args, m.Stdout, m.Stderr, m.Getenv)
-	if errors.Is(err, cloudcmd.ErrUsage) {
-		fmt.Fprintln(m.Stderr, err)
-		return ErrUsage
+	cmd := exec.CommandContext(ctx, cloudProgram(), args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.Stdin, m.Stdout, m.Stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return ExitError{Code: exit.ExitCode()}
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("running %s (installed next to avalanche-agent): %w", cloudProgram(), err)
+	}
+	return nil
+}
+
+// tail returns the last lines of a command's output, trimmed.
+func tail(b []byte) string {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
 }

@@ -36,7 +36,7 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 	if err := serveNetwork(ctx, muxes); err != nil {
 		return err
 	}
-	go runHomeIP(ctx, d, c)
+	go superviseHomeIP(ctx, d.Log, c)
 	err = d.Run(ctx)
 	if errors.Is(err, daemon.ErrRestart) {
 		return nil // systemd's Restart=always starts the new agent

@@ -1,7 +1,10 @@
-// Package cloudcmd implements the operator's `avalanche-agent cloud ...`
-// subcommands: provision-exit-node, deprovision-exit-node, update-home-ip
-// and status. Each plans first and, unless --dry-run is given, applies the
-// plan; running a command twice changes nothing the second time.
+// Package cloudcmd is the avalanche-cloud program: the operator's
+// `avalanche-agent cloud ...` subcommands (provision-exit-node,
+// deprovision-exit-node, update-home-ip, status), which plan first and,
+// unless --dry-run is given, apply the plan, so running one twice changes
+// nothing the second time; and the two cloud roles the daemon runs through
+// it (exit-node-ensure, watch-home-ip). They live in their own binary so the
+// daemon on every host does not carry the Tailscale and Hetzner clients.
 package cloudcmd
 
 import (
@@ -30,6 +33,10 @@ commands:
   update-home-ip         point the firewall's SSH rule at the home's public IP
   status                 show what exists in the cloud
 
+run by the agent itself (with its --config):
+  exit-node-ensure       make tailscaled an advertised, approved exit node; print JSON
+  watch-home-ip          keep the firewall open to the home's public IP (runs until stopped)
+
 The API token comes from --token-file or HCLOUD_TOKEN. Run a command with -h for its flags.
 `
 
@@ -48,6 +55,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		"deprovision-exit-node": cmd.deprovision,
 		"update-home-ip":        cmd.updateHomeIP,
 		"status":                cmd.status,
+		"exit-node-ensure":      cmd.exitNodeEnsure,
+		"watch-home-ip":         cmd.watchHomeIP,
 	}[args[0]]
 	if !ok {
 		fmt.Fprint(stderr, usage)

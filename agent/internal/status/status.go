@@ -52,12 +52,14 @@ type Fetched struct {
 	Heads  map[string]string `json:"heads,omitempty"`
 }
 
-// ExitNode is the Tailscale exit node role's view.
+// ExitNode is the Tailscale exit node role's view, as
+// `avalanche-cloud exit-node-ensure` prints it after each pass.
 type ExitNode struct {
-	Advertised bool   `json:"advertised"`
-	Approved   bool   `json:"approved"`
-	Online     bool   `json:"online"`
-	Error      string `json:"error,omitempty"`
+	Advertised bool     `json:"advertised"`
+	Approved   bool     `json:"approved"`
+	Online     bool     `json:"online"`
+	Repaired   []string `json:"repaired,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 // SyncResult answers a sync request that waited for its pass.
