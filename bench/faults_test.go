@@ -173,6 +173,9 @@ func TestReliabilityFullStateDisk(t *testing.T) {
 		t.Fatalf("sync with a full state disk = %+v; want a failure", r)
 	}
 	t.Logf("sync with a full state disk: %s", r.Error)
+	if !strings.Contains(r.Error, "disk full") || strings.Contains(r.Error, "unreachable") || strings.Contains(r.Error, "stalled") {
+		t.Errorf("sync error %q; want it to say the local disk is full, not that the remote is unreachable", r.Error)
+	}
 	st, err := h.readState()
 	if err != nil || st.Deployed == nil || st.Deployed.Commit != first || *st.Deployed != *before.Deployed {
 		t.Fatalf("state after the full disk = %+v, %v; want %+v", st.Deployed, err, before.Deployed)
@@ -209,6 +212,12 @@ func TestReliabilityFullSecretsDisk(t *testing.T) {
 		t.Fatalf("sync = %+v; want a failure", r)
 	}
 	t.Logf("sync with a full secrets file system: %s", r.Error)
+	if !strings.Contains(r.Error, "no space left") || strings.Contains(r.Error, "stalled") {
+		t.Errorf("sync error %q; want the full disk named", r.Error)
+	}
+	if r2 := h.sync(); r2.Result == "refused" {
+		t.Errorf("second sync = %+v; a full disk is the host's trouble: the commit must be retried, not refused", r2)
+	}
 	if got, _ := os.Readlink(h.secretsLink()); got != link {
 		t.Errorf("secrets link %s; want %s kept", got, link)
 	}

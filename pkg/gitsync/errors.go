@@ -32,6 +32,9 @@ var (
 	// ErrBadSignature means a commit's signature is not valid or was not
 	// made by an allowed key.
 	ErrBadSignature = errors.New("bad signature")
+	// ErrLocalDisk means the local copy could not be written: the disk is
+	// full, over quota or read-only. Transient: retry once there is room.
+	ErrLocalDisk = errors.New("local disk full or read-only")
 )
 
 // IsTransient reports whether err is worth retrying later unchanged:
@@ -46,7 +49,7 @@ func IsTransient(err error) bool {
 			return false
 		}
 	}
-	return errors.Is(err, ErrUnreachable) || errors.Is(err, context.Canceled) ||
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrLocalDisk) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -88,6 +91,8 @@ func classOf(ctx context.Context, err error) error {
 	var hk *hostKeyError
 	msg := err.Error()
 	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+		return ErrLocalDisk
 	case errors.As(err, &hk):
 		return ErrHostKey
 	case errors.Is(err, transport.ErrAuthenticationRequired),

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +149,18 @@ func TestFetchSSHWrongKeys(t *testing.T) {
 				t.Errorf("Fetch error = %q; want it to mention %q", err, tc.wantInText)
 			}
 		})
+	}
+}
+
+func TestClassifyLocalDisk(t *testing.T) {
+	// What go-git returns when the pack cannot be written: a path error
+	// around ENOSPC, which also looks like an *os.PathError, not a network one.
+	full := &os.PathError{Op: "write", Path: "/var/lib/avalanche-agent/repo.git/objects/pack/tmp_pack_1", Err: syscall.ENOSPC}
+	err := classify(context.Background(), full, "")
+	if !errors.Is(err, ErrLocalDisk) || errors.Is(err, ErrUnreachable) || !IsTransient(err) {
+		t.Errorf("classify(ENOSPC) = %v; want ErrLocalDisk, transient, not unreachable", err)
+	}
+	if !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("classify(ENOSPC) = %q; want the cause in the text", err)
 	}
 }

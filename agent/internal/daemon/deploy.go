@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
@@ -41,7 +42,10 @@ func (d *Daemon) deploy(ctx context.Context, t target) passResult {
 		sec, err = d.Secrets.Install(ctx, out)
 		d.observe("secrets", err, s)
 		if err != nil {
-			return d.fail(ctx, "secrets", t.commit, fmt.Errorf("%w: %w", err, errStalled))
+			if !hostTrouble(err) { // a full or read-only disk is the host's, not the commit's
+				err = fmt.Errorf("%w: %w", err, errStalled)
+			}
+			return d.fail(ctx, "secrets", t.commit, err)
 		}
 	}
 	p := d.pending(t, out, current, sec)
@@ -245,4 +249,15 @@ func (d *Daemon) observeSkip(phase string) {
 	if d.Hooks.Phase != nil {
 		d.Hooks.Phase(phase, "skipped", 0)
 	}
+}
+
+// hostTrouble reports errors that belong to the host, not to the commit:
+// no room on a disk or in memory, a read-only file system. They are retried.
+func hostTrouble(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

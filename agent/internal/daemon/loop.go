@@ -120,7 +120,7 @@ func (d *Daemon) runPass(ctx context.Context) passResult {
 	res := d.pass(ctx, force)
 	sr := status.SyncResult{Pass: n, OK: res.err == nil, Result: res.result}
 	if res.err != nil {
-		sr.Error = res.err.Error()
+		sr.Error = cleanErr(res.err)
 	}
 	for _, w := range waiters {
 		w <- sr
