@@ -64,7 +64,7 @@ func (d *Daemon) confirm(ctx context.Context, p *state.Pending, sec SecretsResul
 	d.mu.Unlock()
 	d.save()
 	d.Log.Info().Str("commit", dep.Commit).Str("phase", "confirm").Str("result", "deployed").
-		Int("generation", dep.Generation).Str("storePath", dep.StorePath).Dur("duration", dep.Duration).Msg("deployment confirmed")
+		Int("generation", dep.Generation).Str("storePath", dep.StorePath).Dur("durationMs", dep.Duration).Msg("deployment confirmed")
 	d.setPhase(status.Idle, "deployed "+short(dep.Commit))
 	d.postDeploy(ctx, dep, nil)
 	d.maybeReboot(ctx)
@@ -142,7 +142,7 @@ func (d *Daemon) rollback(ctx context.Context, p *state.Pending, phase string, c
 	if rbErr != nil {
 		ev = ev.AnErr("rollbackError", rbErr)
 	}
-	ev.Str("previous", p.PreviousSystem).Msg("rolled back")
+	ev.Str("previous", p.PreviousSystem).Str("result", "rolled-back").Msg("rolled back")
 	d.setPhase(status.Failed, d.lastErr)
 	d.postDeploy(ctx, dep, cause)
 	return passResult{result: "rolled-back", err: fmt.Errorf("%s: %s; rolled back", phase, msg)}

@@ -92,7 +92,7 @@ func (d *Daemon) build(ctx context.Context, t target, ref string) (string, error
 		d.Log.Warn().Err(err).Msg("pruning GC roots")
 	}
 	d.Log.Info().Str("commit", t.commit).Str("phase", "build").Str("storePath", out).
-		Dur("duration", d.now().Sub(s)).Msg("built")
+		Dur("durationMs", d.now().Sub(s)).Msg("built")
 	return out, nil
 }
 
@@ -217,7 +217,7 @@ func (d *Daemon) activate(ctx context.Context, p *state.Pending, out, action str
 	d.mu.Unlock()
 	d.save()
 	d.Log.Info().Str("commit", p.Commit).Str("phase", "activate").Str("action", action).
-		Int("generation", gen).Dur("duration", d.now().Sub(s)).Msg("activated")
+		Int("generation", gen).Dur("durationMs", d.now().Sub(s)).Msg("activated")
 	return nil
 }
 

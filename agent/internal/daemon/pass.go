@@ -79,7 +79,7 @@ func (d *Daemon) fetch(ctx context.Context) (map[string]string, bool, error) {
 	d.mu.Unlock()
 	if res.Changed || res.Recloned {
 		d.Log.Info().Str("commit", main).Str("phase", "fetch").Bool("recloned", res.Recloned).
-			Dur("duration", d.now().Sub(start)).Msg("fetched new commits")
+			Dur("durationMs", d.now().Sub(start)).Msg("fetched new commits")
 	}
 	return res.Heads, res.Changed, nil
 }
@@ -169,7 +169,7 @@ func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) pass
 	if transient {
 		ev = d.Log.Warn()
 	}
-	ev.Str("phase", phase).Str("commit", commit).Bool("transient", transient).Msg(msg)
+	ev.Str("phase", phase).Str("commit", commit).Str("result", "failed").Bool("transient", transient).Msg(msg)
 	d.mu.Lock()
 	same := d.st.LastError != nil && d.st.LastError.Message == msg && d.st.LastError.Commit == commit
 	d.st.LastError = f
