@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/secrets"
 )
 
@@ -87,12 +89,14 @@ func (s *secretsInstaller) Restore(ctx context.Context, system, id string) (daem
 
 func runSecrets(ctx context.Context, m *Main, args []string) error {
 	if len(args) == 0 || (args[0] != "recipient" && args[0] != "check") {
-		fmt.Fprintln(m.Stderr, "usage: avalanche-agent secrets recipient|check [--config F] [--system PATH]")
+		fmt.Fprintln(m.Stderr, "usage: avalanche-agent secrets recipient|check [--config F] [--system PATH | --commit SHA [--branch B]]")
 		return ErrUsage
 	}
 	fs := m.flags("secrets " + args[0])
 	cfgPath := fs.String("config", config.DefaultPath, "agent config `file`")
 	system := fs.String("system", "", "system whose manifest to check (default: deploy.currentSystem)")
+	commit := fs.String("commit", "", "check the system of this fetched `commit` instead (built if needed)")
+	branch := fs.String("branch", "", "branch the commit is on (default: repository.branch)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -110,10 +114,42 @@ func runSecrets(ctx context.Context, m *Main, args []string) error {
 		}
 		return nil
 	}
-	if *system == "" {
+	switch {
+	case *commit != "":
+		if *branch == "" {
+			*branch = c.Repository.Branch
+		}
+		out, cleanup, err := buildCommit(ctx, c, *branch, *commit)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		*system = out
+	case *system == "":
 		*system = c.Deploy.CurrentSystem
 	}
 	return checkSecrets(ctx, m, newSecretsInstaller(c).dec, ids, *system)
+}
+
+// buildCommit evaluates and builds a fetched commit's system the way the
+// daemon would, under a temporary GC root that cleanup removes.
+func buildCommit(ctx context.Context, c *config.Config, branch, commit string) (string, func(), error) {
+	n := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs}
+	ev, err := n.Evaluate(ctx, rebuild.FlakeRef(c.RepoDir(), branch, commit), c.FlakeOutput)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "avalanche-secrets-check-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	out, err := n.Build(ctx, ev, filepath.Join(dir, "system"))
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return out, cleanup, nil
 }
 
 // checkSecrets decrypts a system's manifest in memory, one line per secret.

@@ -105,6 +105,25 @@ func TestSecretsThroughDeployments(t *testing.T) {
 		}
 		h.checkActivations(t, "switch "+out1, "switch "+out2)
 		h.checkSystemctl(t)
+
+		// The operator's check of that commit says the same, writing nothing.
+		before = h.snapshot(t)
+		t.Setenv("XDG_CACHE_HOME", strings.TrimPrefix(h.cacheEnv[0], "XDG_CACHE_HOME="))
+		out, _, err := run(t, "secrets", "check", "--config", h.cfg.Path, "--commit", bad)
+		if err == nil || !strings.Contains(out, "FAIL  tls.pem") || !strings.Contains(out, "ok    db/password") {
+			t.Errorf("secrets check --commit %s = %v:\n%s\nwant tls.pem failing and db/password ok", bad, err, out)
+		}
+		if diff := cmp.Diff(before, h.snapshot(t)); diff != "" {
+			t.Errorf("secrets check wrote something (-before +after):\n%s", diff)
+		}
+		out, _, err = run(t, "secrets", "check", "--config", h.cfg.Path)
+		if err != nil || strings.Count(out, "ok ") != 2 {
+			t.Errorf("secrets check of the running system = %v:\n%s\nwant two ok", err, out)
+		}
+		out, _, err = run(t, "secrets", "recipient", "--config", h.cfg.Path)
+		if err != nil || strings.TrimSpace(out) != h.key.Recipient {
+			t.Errorf("secrets recipient = %q, %v; want %s", out, err, h.key.Recipient)
+		}
 	})
 
 	t.Run("failed activation restores the previous generation", func(t *testing.T) {
