@@ -205,3 +205,21 @@ func writeFile(t *testing.T, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// Services that read secrets are ordered after the agent (it is READY only
+// once the running system's secrets are installed): every .service named in
+// restartUnits or reloadUnits, once each.
+func TestSecretConsumers(t *testing.T) {
+	out := nixEval(t, `import `+agentDir+`/consumers.nix {
+		a = { restartUnits = [ "db.service" "k3s.socket" ]; };
+		b = { reloadUnits = [ "web.service" "db.service" ]; };
+		c = { };
+	}`)
+	var got []string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"db", "web"}, got); diff != "" {
+		t.Errorf("consumers (-want +got):\n%s", diff)
+	}
+}

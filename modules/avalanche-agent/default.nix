@@ -28,58 +28,69 @@ let
       rawConfig;
 
   manifestFile = json.generate "avalanche-agent-secrets.json" (import ./manifest.nix cfg.secrets);
+
+  # Services that read a secret start after the agent has installed them.
+  consumers = import ./consumers.nix cfg.secrets;
 in
 {
   imports = [ ./options.nix ];
 
-  config = lib.mkIf cfg.enable {
-    assertions = import ./checks.nix cfg;
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    {
+      systemd.services = lib.genAttrs consumers (_: {
+        after = [ "avalanche-agent.service" ];
+        wants = [ "avalanche-agent.service" ];
+      });
+    }
+    {
+      assertions = import ./checks.nix cfg;
 
-    environment.etc."avalanche-agent/config.json".source = configFile;
-    # The agent reads this from the *built* system (<toplevel>/etc/...) before
-    # switching, so the secrets for a generation travel with it.
-    environment.etc."avalanche-agent/secrets.json".source = manifestFile;
+      environment.etc."avalanche-agent/config.json".source = configFile;
+      # The agent reads this from the *built* system (<toplevel>/etc/...) before
+      # switching, so the secrets for a generation travel with it.
+      environment.etc."avalanche-agent/secrets.json".source = manifestFile;
 
-    environment.systemPackages = [ cfg.package ];
+      environment.systemPackages = [ cfg.package ];
 
-    users.groups.${cfg.group} = { };
+      users.groups.${cfg.group} = { };
 
-    systemd.services.avalanche-agent = {
-      description = "avalanche-agent: deploy this host from the fleet repository";
-      wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
+      systemd.services.avalanche-agent = {
+        description = "avalanche-agent: deploy this host from the fleet repository";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
 
-      # The agent switches the system through a transient unit (systemd-run)
-      # and, once the switch is confirmed, exits when the new system ships a
-      # different agent; Restart=always then starts the new one. A restart by
-      # switch-to-configuration would interrupt the confirmation half-way.
-      restartIfChanged = false;
+        # The agent switches the system through a transient unit (systemd-run)
+        # and, once the switch is confirmed, exits when the new system ships a
+        # different agent; Restart=always then starts the new one. A restart by
+        # switch-to-configuration would interrupt the confirmation half-way.
+        restartIfChanged = false;
 
-      path = [
-        config.nix.package
-        pkgs.git
-        config.systemd.package
-      ];
+        path = [
+          config.nix.package
+          pkgs.git
+          config.systemd.package
+        ];
 
-      serviceConfig = {
-        Type = "notify";
-        NotifyAccess = "main";
-        WatchdogSec = "60s";
-        Restart = "always";
-        RestartSec = "10s";
-        ExecStart = "${cfg.package}/bin/avalanche-agent run --config /etc/avalanche-agent/config.json";
-        StateDirectory = "avalanche-agent";
-        StateDirectoryMode = "0700";
-        RuntimeDirectory = "avalanche-agent";
-        RuntimeDirectoryMode = "0755"; # the socket itself is 0660 root:${cfg.group}
-        # Keep the control socket's directory and the deploy lock across
-        # the agent's own restarts.
-        RuntimeDirectoryPreserve = "yes";
-        # Runs as root on purpose: it sets the system profile and starts
-        # switch-to-configuration (in a transient unit, via systemd-run).
-        PrivateTmp = true;
+        serviceConfig = {
+          Type = "notify";
+          NotifyAccess = "main";
+          WatchdogSec = "60s";
+          Restart = "always";
+          RestartSec = "10s";
+          ExecStart = "${cfg.package}/bin/avalanche-agent run --config /etc/avalanche-agent/config.json";
+          StateDirectory = "avalanche-agent";
+          StateDirectoryMode = "0700";
+          RuntimeDirectory = "avalanche-agent";
+          RuntimeDirectoryMode = "0755"; # the socket itself is 0660 root:${cfg.group}
+          # Keep the control socket's directory and the deploy lock across
+          # the agent's own restarts.
+          RuntimeDirectoryPreserve = "yes";
+          # Runs as root on purpose: it sets the system profile and starts
+          # switch-to-configuration (in a transient unit, via systemd-run).
+          PrivateTmp = true;
+        };
       };
-    };
-  };
+    }
+  ]);
 }

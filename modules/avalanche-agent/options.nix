@@ -49,7 +49,7 @@ let
         owner = opt types.str "root" "User owning the decrypted file.";
         group = opt types.str "root" "Group owning the decrypted file.";
         mode = opt (types.strMatching "0?[0-7]{3}") "0400" "Octal file mode of the decrypted file.";
-        restartUnits = opt (types.listOf types.str) [ ] "Units restarted when this secret changes.";
+        restartUnits = opt (types.listOf types.str) [ ] "Units restarted when this secret changes. Services named here (and in reloadUnits) also start after avalanche-agent, which installs the secrets at boot before it reports ready.";
         reloadUnits = opt (types.listOf types.str) [ ] "Units reloaded when this secret changes.";
         path = mkOption {
           type = types.str;
