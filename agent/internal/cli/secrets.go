@@ -64,6 +64,14 @@ func (s *secretsInstaller) Install(ctx context.Context, system string) (daemon.S
 	if err != nil {
 		return daemon.SecretsResult{}, err
 	}
+	if prev.ID != "" && len(changed) == 0 {
+		// Nothing differs (an agent restart, a deployment that kept its
+		// secrets): go back to the current generation and drop the copy.
+		if err := s.store.Activate(prev); err == nil {
+			os.RemoveAll(gen.Path)
+			gen = prev
+		}
+	}
 	s.store.Prune()
 	restart, reload := secrets.UnitsToRestart(m, changed)
 	return daemon.SecretsResult{Generation: gen.ID, Previous: prev.ID, Restart: restart, Reload: reload}, nil

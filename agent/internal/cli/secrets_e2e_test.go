@@ -166,11 +166,11 @@ func TestSecretsThroughDeployments(t *testing.T) {
 		h.opts.Marker = "fresh"
 		h.commit(t, "broken activation on a fresh agent", dbYAML(t, dbV2, h.key), tlsBin(t, tlsV2, h.key))
 		os.Remove(h.ctlLog)
-		h.start(t) // installs the running system's secrets (4), then deploys (5) and rolls back
+		h.start(t) // the running system's secrets are unchanged (1 stays), then deploys (4) and rolls back
 		if s := h.status(t); s.Deployed != nil || !strings.Contains(s.LastError, "rolled back") {
 			t.Fatalf("status = %+v; want no deployment and a rollback", s)
 		}
-		h.checkSecrets(t, "4", gen1)
+		h.checkSecrets(t, "1", gen1)
 		h.checkSystemctl(t, "try-reload-or-restart web.service", "try-restart db.service")
 	})
 }
