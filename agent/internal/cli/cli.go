@@ -33,6 +33,7 @@ var ErrUsage = errors.New("usage error")
 // ExitError carries a specific exit code without printing anything more.
 type ExitError struct{ Code int }
 
+// Error implements error.
 func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
 type command struct {
