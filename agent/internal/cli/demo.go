@@ -12,6 +12,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/demo"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
 
 // runDemo shows the agent's main job end to end in a sandbox: a pushed
@@ -56,26 +57,30 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	done := make(chan error, 1)
 	go func() { done <- d.Run(dctx) }()
 	cl := &client.Client{Socket: c.SocketPath()}
-	if err := waitUp(ctx, cl); err != nil {
+	say("the agent starts: its start-up pass fetches main, builds and switches")
+	st, err := waitFirstPass(ctx, cl)
+	if err != nil {
 		return err
+	}
+	if st.Deployed != nil {
+		fmt.Fprintf(m.Stdout, "pass 1: %s %s\n", st.Deployed.Result, shortC(st.Deployed.Commit))
+	} else {
+		fmt.Fprintf(m.Stdout, "pass 1: %s\n", st.LastError)
 	}
 	steps := []struct {
 		say, motd, file, msg string
 	}{
-		{"git push of a first system; avalanche-agent sync --wait", "hello from commit one", "", ""},
-		{"a commit that changes the system: built and switched", "hello from commit two", "", "demo: change motd"},
+		{"git push of a commit that changes the system; avalanche-agent sync --wait", "hello from commit two", "", "demo: change motd"},
 		{"a commit that only touches kubernetes/: one evaluation, no build, no switch", "hello from commit two", "kubernetes/apps/demo.yaml", "demo: k8s only"},
 	}
-	for i, s := range steps {
+	for _, s := range steps {
 		say("%s", s.say)
-		if i > 0 {
-			files := map[string]string{}
-			if s.file != "" {
-				files[s.file] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
-			}
-			if err := sb.Push(ctx, s.motd, files, s.msg); err != nil {
-				return err
-			}
+		files := map[string]string{}
+		if s.file != "" {
+			files[s.file] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
+		}
+		if err := sb.Push(ctx, s.motd, files, s.msg); err != nil {
+			return err
 		}
 		r, err := cl.Sync(ctx, true, false)
 		if err != nil {
@@ -84,7 +89,7 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 		fmt.Fprintf(m.Stdout, "pass %d: %s %s\n", r.Pass, r.Result, r.Error)
 	}
 	say("avalanche-agent status")
-	st, err := cl.Status(ctx)
+	st, err = cl.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -95,14 +100,17 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	return <-done
 }
 
-func waitUp(ctx context.Context, cl *client.Client) error {
-	for i := 0; i < 200; i++ {
-		if _, err := cl.Status(ctx); err == nil {
-			return nil
+// waitFirstPass waits until the agent answers and its start-up pass ended.
+func waitFirstPass(ctx context.Context, cl *client.Client) (status.Status, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		s, err := cl.Status(ctx)
+		if err == nil && s.Passes >= 1 && (s.State == status.Idle || s.State == status.Failed) {
+			return s, nil
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	return fmt.Errorf("the demo agent did not start")
+	return status.Status{}, fmt.Errorf("the demo agent did not finish its start-up pass")
 }
 
 // demoConfig writes and loads the sandbox host's config, through the same
