@@ -159,10 +159,9 @@ func (d *Daemon) verifySignature(ctx context.Context, commit string) error {
 // fail records a failed phase. Stalled failures belong to the commit and
 // mark it bad; others are transient and retried with backoff.
 func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) passResult {
-	transient := !errors.Is(err, errStalled) && (ctx.Err() == nil)
-	if phase == "fetch" {
-		transient = gitsync.IsTransient(err) || !errors.Is(err, gitsync.ErrAuth)
-	}
+	// Fetch failures are all retried with backoff: a network outage ends,
+	// and a rotated token or deploy key gets fixed without a restart.
+	transient := phase == "fetch" || (!errors.Is(err, errStalled) && ctx.Err() == nil)
 	msg := cleanErr(err)
 	f := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: transient}
 	ev := d.Log.Error()
@@ -173,14 +172,20 @@ func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) pass
 	d.mu.Lock()
 	same := d.st.LastError != nil && d.st.LastError.Message == msg && d.st.LastError.Commit == commit
 	d.st.LastError = f
-	if !transient && commit != "" {
+	commitFailed := !transient && commit != ""
+	dep := state.Deployment{Commit: commit, Result: "failed", Error: msg, Time: d.now()}
+	if commitFailed && !same {
 		d.st.MarkBad(commit, phase, msg, d.now())
+		d.st.Record(dep)
 	}
 	d.lastErr = describe(f)
 	d.mu.Unlock()
 	d.setPhase(status.Failed, d.lastErr)
 	if !same {
 		d.save() // an unchanged failure is not rewritten on every poll
+		if commitFailed {
+			d.postDeploy(ctx, dep, err)
+		}
 	}
 	return passResult{result: "failed", err: err, transient: transient}
 }
