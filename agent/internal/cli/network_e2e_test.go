@@ -43,10 +43,10 @@ func startNetHost(t *testing.T, dir string, up *nixtest.Repo, url string) *netHo
 	token := writeFile(t, dir, "git-token", "git-token-value\n")
 	c := map[string]any{
 		"version": 1, "hostname": "nethost", "flakeOutput": "fleet", "pollInterval": "1h",
-		"repository":   map[string]any{"url": url, "tokenFile": token},
-		"stateDir":     filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
-		"metrics":      map[string]any{"listen": h.addr}, "statusListen": h.addr,
-		"webhook":      map[string]any{"listen": h.addr, "secretFile": secret},
+		"repository": map[string]any{"url": url, "tokenFile": token},
+		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
+		"metrics": map[string]any{"listen": h.addr}, "statusListen": h.addr,
+		"webhook": map[string]any{"listen": h.addr, "secretFile": secret},
 		"deploy": map[string]any{"profile": filepath.Join(dir, "profile", "system"), "currentSystem": filepath.Join(dir, "current"),
 			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
 	}
