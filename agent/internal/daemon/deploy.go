@@ -105,10 +105,11 @@ func (d *Daemon) classify(ctx context.Context, what string, err error) error {
 	if cause := context.Cause(ctx); errors.Is(cause, errSuperseded) {
 		return fmt.Errorf("%s: %w", what, cause)
 	}
+	// rebuild's errors already say "evaluating <output>" or "building <drv>".
 	if ctx.Err() != nil || rebuild.IsTransient(err) {
-		return fmt.Errorf("%s: %w", what, err)
+		return err
 	}
-	return fmt.Errorf("%s: %w: %w", what, err, errStalled)
+	return fmt.Errorf("%w: %w", err, errStalled)
 }
 
 func (d *Daemon) phaseOf(err error) string {
