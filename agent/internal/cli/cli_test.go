@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
 
 // run drives the CLI in-process.
@@ -102,5 +103,28 @@ func TestUnknownCommand(t *testing.T) {
 	_, stderr, err := run(t, "frobnicate")
 	if !errors.Is(err, ErrUsage) || !strings.Contains(stderr, "unknown command") {
 		t.Errorf("frobnicate = %v, %q; want usage error", err, stderr)
+	}
+}
+
+func TestWriteStatusShowsTheEndOfAFailedBuild(t *testing.T) {
+	var buf bytes.Buffer
+	s := status.Status{Hostname: "raccoon03", FlakeOutput: "raccoon03", State: "failed", DaemonRunning: true,
+		LastError: "build failed for 0123456789ab: building abc-nixos-system-raccoon03: exit status 100; stderr:\n" +
+			"this derivation will be built:\n  /nix/store/abc.drv\nbuilding '/nix/store/abc.drv'...\n" +
+			"error: undefined variable 'pkgs'\nerror: builder for '/nix/store/abc.drv' failed with exit code 1\n"}
+	if err := WriteStatus(&buf, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"last error  build failed for 0123456789ab", "error: undefined variable 'pkgs'", "failed with exit code 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "this derivation will be built") {
+		t.Errorf("status output shows the start of the build log; want only its end:\n%s", out)
+	}
+	if n := strings.Count(out, "\n"); n > 12 {
+		t.Errorf("status output is %d lines; want one screen at a glance:\n%s", n, out)
 	}
 }

@@ -123,7 +123,11 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	if s.LastError != "" {
 		lastErr = s.LastError
 	}
-	fmt.Fprintf(tw, "  last error\t%s\n", oneLine(lastErr, 300))
+	first, rest := errorLines(lastErr)
+	fmt.Fprintf(tw, "  last error\t%s\n", first)
+	for _, l := range rest {
+		fmt.Fprintf(tw, "  \t  %s\n", l)
+	}
 	if s.Suspended {
 		fmt.Fprintf(tw, "  suspended\tyes: run `avalanche-agent resume` to deploy again\n")
 	}
@@ -293,4 +297,22 @@ func oneLine(s string, n int) string {
 func sorted(s []string) []string {
 	sort.Strings(s)
 	return s
+}
+
+// errorLines splits a (possibly multi-line, command-output-carrying) error
+// for the terminal: its first line, shortened, and the last lines of the
+// output it carries, where a build or switch says what went wrong.
+func errorLines(e string) (string, []string) {
+	lines := strings.Split(strings.TrimSpace(e), "\n")
+	first := oneLine(lines[0], 200)
+	var rest []string
+	for _, l := range lines[1:] {
+		if l = strings.TrimSpace(l); l != "" {
+			rest = append(rest, oneLine(l, 160))
+		}
+	}
+	if len(rest) > 3 {
+		rest = rest[len(rest)-3:]
+	}
+	return first, rest
 }
