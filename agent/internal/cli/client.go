@@ -304,7 +304,7 @@ func sorted(s []string) []string {
 // output it carries, where a build or switch says what went wrong.
 func errorLines(e string) (string, []string) {
 	lines := strings.Split(strings.TrimSpace(e), "\n")
-	first := oneLine(lines[0], 200)
+	first := elide(lines[0], 220)
 	var rest []string
 	for _, l := range lines[1:] {
 		if l = strings.TrimSpace(l); l != "" {
@@ -315,4 +315,16 @@ func errorLines(e string) (string, []string) {
 		rest = rest[len(rest)-3:]
 	}
 	return first, rest
+}
+
+// elide shortens s to n runes by cutting its middle: an error's start says
+// what failed and its end what the command said.
+func elide(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := n / 3
+	return string(r[:head]) + " … " + string(r[len(r)-(n-head-3):])
 }

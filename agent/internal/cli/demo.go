@@ -48,7 +48,7 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 
 func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config, _ *flag.FlagSet) error {
 	say := func(f string, a ...any) { fmt.Fprintf(m.Stdout, "\n==> "+f+"\n", a...) }
-	if err := sb.Push(ctx, "hello from commit one", map[string]string{}, "demo: first system"); err != nil {
+	if err := sb.Push(ctx, demo.Commit{Message: "demo: first system", Motd: "hello from commit one"}); err != nil {
 		return err
 	}
 	dctx, stop := context.WithCancel(ctx)
@@ -67,26 +67,35 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	} else {
 		fmt.Fprintf(m.Stdout, "pass 1: %s\n", st.LastError)
 	}
+	k8s := map[string]string{"kubernetes/apps/demo.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"}
 	steps := []struct {
-		say, motd, file, msg string
+		say    string
+		commit demo.Commit
 	}{
-		{"git push of a commit that changes the system; avalanche-agent sync --wait", "hello from commit two", "", "demo: change motd"},
-		{"a commit that only touches kubernetes/: one evaluation, no build, no switch", "hello from commit two", "kubernetes/apps/demo.yaml", "demo: k8s only"},
+		{"git push of a commit that changes the system; avalanche-agent sync --wait",
+			demo.Commit{Message: "demo: change motd", Motd: "hello from commit two"}},
+		{"a commit that only touches kubernetes/: one evaluation, no build, no switch",
+			demo.Commit{Message: "demo: k8s only", Motd: "hello from commit two", Files: k8s}},
+		{"a commit whose switch fails (a unit does not start): rolled back, never retried",
+			demo.Commit{Message: "demo: broken service", Motd: "this one is broken", Files: k8s, Broken: true}},
 	}
 	for _, s := range steps {
 		say("%s", s.say)
-		files := map[string]string{}
-		if s.file != "" {
-			files[s.file] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
-		}
-		if err := sb.Push(ctx, s.motd, files, s.msg); err != nil {
+		if err := sb.Push(ctx, s.commit); err != nil {
 			return err
 		}
 		r, err := cl.Sync(ctx, true, false)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(m.Stdout, "pass %d: %s %s\n", r.Pass, r.Result, r.Error)
+		fmt.Fprintf(m.Stdout, "pass %d: %s\n", r.Pass, r.Result)
+		if r.Error != "" {
+			first, rest := errorLines(r.Error)
+			fmt.Fprintf(m.Stdout, "  %s\n", first)
+			for _, l := range rest {
+				fmt.Fprintf(m.Stdout, "  %s\n", l)
+			}
+		}
 	}
 	say("avalanche-agent status")
 	st, err = cl.Status(ctx)

@@ -8,7 +8,8 @@ import (
 )
 
 // TestDemo runs the README's first command in-process: it must deploy a
-// first system, a changed one, and skip the kubernetes/-only commit.
+// first system, a changed one, skip the kubernetes/-only commit, and roll
+// back a commit whose switch fails, ending on the good system.
 func TestDemo(t *testing.T) {
 	nixtest.Require(t)
 	t.Setenv("JOURNAL_STREAM", "")
@@ -17,7 +18,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo = %v\n%s\n%s", err, out, stderr)
 	}
 	for _, want := range []string{"pass 1: deployed", "pass 2: deployed", "pass 3: up-to-date",
-		"last error  none", "its /etc/motd says: hello from commit two"} {
+		"pass 4: rolled-back", "demo-web.service", "activate failed", "rolled back",
+		"its /etc/motd says: hello from commit two"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -69,12 +69,24 @@ func New(ctx context.Context, dir string) (*Sandbox, error) {
 // CurrentSystem is the sandbox's /run/current-system.
 func (s *Sandbox) CurrentSystem() string { return filepath.Join(s.Dir, "current-system") }
 
-// Push commits the flake with motd (plus extra files) and pushes main.
-func (s *Sandbox) Push(ctx context.Context, motd string, files map[string]string, msg string) error {
+// Commit is one change the demo operator pushes.
+type Commit struct {
+	Message string
+	Motd    string            // the demo system's /etc/motd
+	Files   map[string]string // extra files, by path
+	// Broken makes the system's switch fail, as when a unit does not start.
+	Broken bool
+}
+
+// Push commits the flake for c (plus c's files) and pushes main.
+func (s *Sandbox) Push(ctx context.Context, c Commit) error {
 	var b bytes.Buffer
 	t := template.Must(template.New("flake").Parse(flakeTemplate))
-	t.Execute(&b, map[string]string{"System": nixSystem(), "Motd": motd, "Current": s.CurrentSystem()})
-	files["flake.nix"] = b.String()
+	t.Execute(&b, map[string]any{"System": nixSystem(), "Motd": c.Motd, "Current": s.CurrentSystem(), "Broken": c.Broken})
+	files := map[string]string{"flake.nix": b.String()}
+	for name, content := range c.Files {
+		files[name] = content
+	}
 	for name, content := range files {
 		p := filepath.Join(s.Work, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -85,7 +97,7 @@ func (s *Sandbox) Push(ctx context.Context, motd string, files map[string]string
 	if err := s.git(ctx, s.Work, "add", "--all"); err != nil {
 		return err
 	}
-	if err := s.git(ctx, s.Work, "commit", "--quiet", "--allow-empty", "-m", msg); err != nil {
+	if err := s.git(ctx, s.Work, "commit", "--quiet", "--allow-empty", "-m", c.Message); err != nil {
 		return err
 	}
 	return s.git(ctx, s.Work, "push", "--quiet", s.Upstream, "HEAD:refs/heads/main")
