@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,4 +28,27 @@ func TestPollPicksUpPush(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("commit %s never showed in status", c2)
+}
+
+// TestUnreachableRemoteBacksOff: a remote that goes away gives a clear
+// error in status and a retry in seconds, not after the poll interval.
+func TestUnreachableRemoteBacksOff(t *testing.T) {
+	h := newHost(t, nil) // pollInterval 1h
+	h.commit("first", nil)
+	h.start()
+	h.server.Close()
+	r := h.sync(false)
+	if r.OK || !strings.Contains(r.Error, "unreachable") {
+		t.Fatalf("sync with the server gone = %+v; want an unreachable error", r)
+	}
+	s := h.status()
+	if !strings.Contains(s.LastError, "fetch failed") || !strings.Contains(s.LastError, h.server.URL) {
+		t.Errorf("status.LastError = %q; want a fetch failure naming the remote", s.LastError)
+	}
+	if wait := time.Until(s.NextPoll); wait > 10*time.Second {
+		t.Errorf("next poll in %v after a network failure; want a backoff of seconds, not the 1h poll interval", wait)
+	}
+	if s.Deployed == nil || s.State != "failed" {
+		t.Errorf("status = %q deployed %+v; want failed with the deployment kept", s.State, s.Deployed)
+	}
 }

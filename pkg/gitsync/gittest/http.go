@@ -25,7 +25,11 @@ type HTTPServer struct {
 	mu       sync.Mutex
 	requests []Request
 	started  map[string]int // by method
+	close    func()
 }
+
+// Close stops the server: the remote becomes unreachable.
+func (s *HTTPServer) Close() { s.close() }
 
 // Request records one served request.
 type Request struct {
@@ -62,6 +66,7 @@ func StartHTTPServer(t testing.TB, bareDir, token string) *HTTPServer {
 	ts := httptest.NewServer(s.wrap(backend, token))
 	t.Cleanup(ts.Close)
 	s.URL = ts.URL + "/" + filepath.Base(bareDir)
+	s.close = ts.Close
 	return s
 }
 
