@@ -206,6 +206,18 @@ func TestForcePushIsRefused(t *testing.T) {
 	if got := h.activations(); len(got) != 1 {
 		t.Errorf("activations = %q; want one", got)
 	}
+	if r := h.sync(false); r.Result != "refused" && !strings.Contains(r.Error, "force-pushed") {
+		t.Errorf("second sync after force-push = %+v; want still refused", r)
+	}
+
+	// The operator rewrote main on purpose: sync --force accepts it.
+	rewritten := gitRun(t, h.up.Work, "rev-parse", "HEAD")
+	if r := h.sync(true); r.Result != "deployed" {
+		t.Fatalf("sync --force = %+v; want the rewritten main deployed", r)
+	}
+	if st := h.state(); st.LastMain != rewritten || st.Deployed.Commit != rewritten {
+		t.Errorf("state after sync --force: lastMain %s deployed %s; want %s", st.LastMain, st.Deployed.Commit, rewritten)
+	}
 }
 
 func TestRestartsIntoNewAgent(t *testing.T) {

@@ -31,7 +31,7 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	if err != nil {
 		return d.fail(ctx, "fetch", "", err)
 	}
-	t, err := d.choose(ctx, heads)
+	t, err := d.choose(ctx, heads, force)
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
 	}
@@ -85,8 +85,9 @@ func (d *Daemon) fetch(ctx context.Context) (map[string]string, bool, error) {
 }
 
 // choose verifies the fetched heads and picks what to deploy: the testing
-// branch when it sits on top of main, main otherwise.
-func (d *Daemon) choose(ctx context.Context, heads map[string]string) (target, error) {
+// branch when it sits on top of main, main otherwise. force (sync --force)
+// is the operator's way to accept a main that was rewritten on purpose.
+func (d *Daemon) choose(ctx context.Context, heads map[string]string, force bool) (target, error) {
 	repo := d.Config.Repository
 	main := heads[repo.Branch]
 	t := target{commit: main, branch: repo.Branch, action: d.Config.Deploy.Action}
@@ -101,9 +102,13 @@ func (d *Daemon) choose(ctx context.Context, heads map[string]string) (target, e
 		if err != nil {
 			return t, fmt.Errorf("checking ancestry of %s: %w", short(main), err)
 		}
-		if !ok {
-			return t, fmt.Errorf("%s was force-pushed: %s does not descend from the deployed %s; refusing to deploy it: %w",
-				repo.Branch, short(main), short(last), errStalled)
+		switch {
+		case !ok && force:
+			d.Log.Warn().Str("commit", main).Str("phase", "verify").Str("deployed", last).
+				Msg("accepting a rewritten main history (sync --force)")
+		case !ok:
+			return t, fmt.Errorf("%s was force-pushed: %s does not descend from the deployed %s; refusing to deploy it "+
+				"(if the rewrite was on purpose: avalanche-agent sync --force): %w", repo.Branch, short(main), short(last), errStalled)
 		}
 	}
 	if err := d.verifySignature(ctx, main); err != nil {
