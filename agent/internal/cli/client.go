@@ -93,7 +93,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	fmt.Fprintf(w, "avalanche-agent on %s (output %s): %s, %s\n", s.Hostname, s.FlakeOutput, s.State, running)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if d := s.Deployed; d != nil {
-		fmt.Fprintf(tw, "  deployed\t%s on %s, %s (%s)\n", shortC(d.Commit), d.Branch, d.Result, ago(now, d.Time))
+		fmt.Fprintf(tw, "  deployed\t%s on %s, %s (%s)\n", shortC(d.Commit), d.Branch, resultWords(d), ago(now, d.Time))
 		if d.StorePath != "" {
 			fmt.Fprintf(tw, "  system\t%s, generation %d\n", d.StorePath, d.Generation)
 		}
@@ -327,4 +327,21 @@ func elide(s string, n int) string {
 	}
 	head := n / 3
 	return string(r[:head]) + " … " + string(r[len(r)-(n-head-3):])
+}
+
+// resultWords says what a deployment record means for the host.
+func resultWords(d *state.Deployment) string {
+	switch d.Result {
+	case "deployed":
+		switch d.Action {
+		case "test":
+			return "running it until the next boot (test)"
+		case "boot":
+			return "booting into it next time"
+		}
+		return "switched to it"
+	case "up-to-date":
+		return "same system as before, nothing built"
+	}
+	return d.Result
 }
