@@ -71,18 +71,9 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	if len(r.Branches) == 0 {
 		return FetchResult{}, errors.New("fetching: no branches configured")
 	}
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
-
-	s, err := r.Remote.newSession(ctx)
-	if err != nil {
-		return FetchResult{}, err
-	}
-	remote, err := s.listHeads(ctx, r.Branches)
+	s, remote, err := r.advertise(ctx)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -203,16 +194,29 @@ func removeStale(dir string) error {
 // nothing: the health check after a switch that the host can still reach
 // its repository.
 func (r *Repo) Reachable(ctx context.Context) error {
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
+	_, _, err := r.advertise(ctx)
+	return err
+}
+
+func (r *Repo) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return r.Timeout
+}
+
+// advertise opens a session and asks the remote for the tracked branches'
+// heads: the one ref advertisement every poll costs.
+func (r *Repo) advertise(ctx context.Context) (*session, map[string]plumbing.Hash, error) {
 	s, err := r.Remote.newSession(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	_, err = s.listHeads(ctx, r.Branches)
-	return err
+	heads, err := s.listHeads(ctx, r.Branches)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, heads, nil
 }
