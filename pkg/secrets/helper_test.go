@@ -13,16 +13,9 @@ import (
 	"testing"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/cmd/sops/common"
-	"github.com/getsops/sops/v3/cmd/sops/formats"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keys"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/version"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"
 )
 
 // helperPath is the avalanche-decrypt binary built once by TestMain.
@@ -101,52 +94,16 @@ func newSSHKey(t testing.TB) sshKey {
 	return sshKey{file: file, key: priv, native: native, derivedAge: derived}
 }
 
-var extensions = map[string]string{"yaml": ".yaml", "json": ".json", "dotenv": ".env", "ini": ".ini", "binary": ".bin"}
-
 // encryptSops encrypts plain the way `sops encrypt` does, for the given
 // recipients, and writes it to a file named after the format.
 func encryptSops(t testing.TB, format, plain string, recipients ...string) string {
 	t.Helper()
-	out := encryptBytes(t, format, plain, recipients...)
-	file := filepath.Join(t.TempDir(), "secrets"+extensions[format])
-	if err := os.WriteFile(file, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return secretstest.EncryptFile(t, format, plain, recipients...)
 }
 
 func encryptBytes(t testing.TB, format, plain string, recipients ...string) []byte {
 	t.Helper()
-	store := common.StoreForFormat(formats.FormatFromString(format), config.NewStoresConfig())
-	branches, err := store.LoadPlainFile([]byte(plain))
-	if err != nil {
-		t.Fatalf("loading plain %s: %v", format, err)
-	}
-	var group sops.KeyGroup
-	for _, r := range recipients {
-		mk, err := sopsage.MasterKeyFromRecipient(r)
-		if err != nil {
-			t.Fatalf("recipient %q: %v", r, err)
-		}
-		group = append(group, keys.MasterKey(mk))
-	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
-		KeyGroups:         []sops.KeyGroup{group},
-		UnencryptedSuffix: sops.DefaultUnencryptedSuffix,
-		Version:           version.Version,
-	}}
-	dataKey, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewLocalClient()})
-	if len(errs) > 0 {
-		t.Fatalf("generating data key: %v", errs)
-	}
-	if err := common.EncryptTree(common.EncryptTreeOpts{DataKey: dataKey, Tree: &tree, Cipher: aes.NewCipher()}); err != nil {
-		t.Fatalf("encrypting: %v", err)
-	}
-	out, err := store.EmitEncryptedFile(tree)
-	if err != nil {
-		t.Fatalf("emitting: %v", err)
-	}
-	return out
+	return secretstest.Encrypt(t, format, plain, recipients...)
 }
 
 func loadIDs(t testing.TB, ageFiles, sshFiles []string) *Identities {
