@@ -27,12 +27,12 @@ func (d *Daemon) deploy(ctx context.Context, t target) passResult {
 	log.Info().Str("phase", "evaluate").Str("action", t.action).
 		Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput)).Msg("deploying")
 
-	out, err := d.build(ctx, t, ref)
+	current := resolve(d.Config.Deploy.CurrentSystem)
+	out, running, err := d.build(ctx, t, ref, current)
 	if err != nil {
 		return d.fail(ctx, d.phaseOf(err), t.commit, err)
 	}
-	current := resolve(d.Config.Deploy.CurrentSystem)
-	if out == current && t.action != "boot" {
+	if running {
 		return d.upToDate(t, out, start)
 	}
 	var sec SecretsResult
@@ -55,8 +55,9 @@ func (d *Daemon) deploy(ctx context.Context, t target) passResult {
 	return d.confirm(ctx, p, sec)
 }
 
-// build evaluates and, unless the result is already running, builds.
-func (d *Daemon) build(ctx context.Context, t target, ref string) (string, error) {
+// build evaluates and, unless the result is what runs (current) and the
+// action switches to it, builds. running reports that nothing was built.
+func (d *Daemon) build(ctx context.Context, t target, ref, current string) (out string, running bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	select {
@@ -72,28 +73,28 @@ func (d *Daemon) build(ctx context.Context, t target, ref string) (string, error
 	cancelEval()
 	d.observe("evaluate", err, s)
 	if err != nil {
-		return "", d.classify(ctx, "evaluating", err)
+		return "", false, d.classify(ctx, "evaluating", err)
 	}
-	if ev.OutPath == resolve(d.Config.Deploy.CurrentSystem) && t.action != "boot" {
+	if ev.OutPath == current && t.action != "boot" {
 		d.observeSkip("build")
-		return ev.OutPath, nil
+		return ev.OutPath, true, nil
 	}
 	d.setPhase(status.Building, short(t.commit)+" → "+ev.OutPath)
 	s = d.now()
 	root := filepath.Join(d.gcRootDir(), "system-"+strconv.FormatInt(s.Unix(), 10)+"-"+short(t.commit))
 	buildCtx, cancelBuild := context.WithTimeout(ctx, d.Config.Deploy.BuildTimeout.D())
-	out, err := d.Nix.Build(buildCtx, ev, root)
+	out, err = d.Nix.Build(buildCtx, ev, root)
 	cancelBuild()
 	d.observe("build", err, s)
 	if err != nil {
-		return "", d.classify(ctx, "building", err)
+		return "", false, d.classify(ctx, "building", err)
 	}
 	if err := rebuild.PruneGCRoots(d.gcRootDir(), d.Config.Deploy.KeepGCRoots); err != nil {
 		d.Log.Warn().Err(err).Msg("pruning GC roots")
 	}
 	d.Log.Info().Str("commit", t.commit).Str("phase", "build").Str("storePath", out).
 		Dur("durationMs", d.now().Sub(s)).Msg("built")
-	return out, nil
+	return out, false, nil
 }
 
 // errSuperseded cancels a build when a newer commit arrived.

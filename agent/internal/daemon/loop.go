@@ -31,10 +31,8 @@ func (d *Daemon) Trigger() {
 
 // loop runs passes on the poll timer and on triggers until ctx ends.
 func (d *Daemon) loop(ctx context.Context) {
+	d.resumePending(ctx) // its outcome is recorded and logged like any pass
 	failures := 0
-	if d.resumePending(ctx) != nil {
-		failures = 0
-	}
 	for first := true; ; first = false {
 		wait := d.nextWait(failures)
 		if first {
