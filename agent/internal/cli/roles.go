@@ -74,7 +74,7 @@ func ensureExitNode(ctx context.Context, configPath string) status.ExitNode {
 	runErr := cmd.Run()
 	var r status.ExitNode
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		r.Error = fmt.Sprintf("%v: %v: %s", argv, runErr, tail(stderr.Bytes()))
+		r.Error = fmt.Sprintf("%v: %v: %s", argv, runErr, elide(stderr.String(), 400))
 	}
 	return r
 }
@@ -116,13 +116,4 @@ func runCloud(ctx context.Context, m *Main, args []string) error {
 		return fmt.Errorf("running %s (installed next to avalanche-agent): %w", cloudProgram(), err)
 	}
 	return nil
-}
-
-// tail returns the last lines of a command's output, trimmed.
-func tail(b []byte) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }
