@@ -117,7 +117,7 @@ func newHost(t testing.TB, o hostOptions) *host {
 			"bootedSystem": filepath.Join(dir, "booted-system"), "systemdRun": false, "confirmTimeout": "10s", "nixArgs": nixtest.Args()},
 	}
 	if o.secrets {
-		requireMount(t)
+		secretstest.RequireMount(t)
 		h.key = secretstest.NewAgeKey(t)
 		h.opts.SecretsManifest = secretsManifest
 		h.cfg["secrets"] = map[string]any{"dir": filepath.Join(dir, "secrets"), "ageKeyFiles": []string{h.key.File},
@@ -371,25 +371,10 @@ func resolve(link string) string {
 	return p
 }
 
-// requireMount skips (fails in CI) when tmpfs cannot be mounted here.
-func requireMount(t testing.TB) {
-	t.Helper()
-	dir := t.TempDir()
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")
-	if err == nil {
-		syscall.Unmount(dir, syscall.MNT_DETACH)
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("mounting a tmpfs: %v", err)
-	}
-	t.Skipf("mounting a tmpfs: %v", err)
-}
-
 // mountTmpfs mounts a tmpfs of size at dir until the test ends.
 func mountTmpfs(t testing.TB, dir, size string) {
 	t.Helper()
-	requireMount(t)
+	secretstest.RequireMount(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

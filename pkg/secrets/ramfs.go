@@ -14,8 +14,8 @@ const (
 	ramfsMagic = 0x858458f6
 )
 
-// isRAMFS reports whether dir lives on tmpfs or ramfs.
-func isRAMFS(dir string) (bool, error) {
+// IsRAMFS reports whether dir lives on tmpfs or ramfs (never on a disk).
+func IsRAMFS(dir string) (bool, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return false, fmt.Errorf("statfs %s: %w", dir, err)
@@ -36,7 +36,7 @@ func EnsureRAMFS(dir string) error {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("ensuring ramfs: %w", err)
 	}
-	ok, err := isRAMFS(dir)
+	ok, err := IsRAMFS(dir)
 	if err != nil || ok {
 		return err
 	}

@@ -51,17 +51,17 @@ func TestIsRAMFS(t *testing.T) {
 		if typ == "" {
 			continue
 		}
-		got, err := isRAMFS(dir)
+		got, err := IsRAMFS(dir)
 		want := typ == "tmpfs" || typ == "ramfs"
 		if err != nil || got != want {
-			t.Errorf("isRAMFS(%q) = %v, %v; want %v (mounted as %s)", dir, got, err, want, typ)
+			t.Errorf("IsRAMFS(%q) = %v, %v; want %v (mounted as %s)", dir, got, err, want, typ)
 		}
 	}
 }
 
 func TestEnsureRAMFS(t *testing.T) {
 	dir := t.TempDir()
-	if ok, _ := isRAMFS(dir); ok {
+	if ok, _ := IsRAMFS(dir); ok {
 		t.Skip("the temporary directory is already on tmpfs")
 	}
 	err := EnsureRAMFS(dir)
@@ -72,8 +72,8 @@ func TestEnsureRAMFS(t *testing.T) {
 		t.Fatalf("EnsureRAMFS(%q) = %v", dir, err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	if ok, err := isRAMFS(dir); !ok || err != nil {
-		t.Errorf("isRAMFS(%q) after EnsureRAMFS = %v, %v; want true", dir, ok, err)
+	if ok, err := IsRAMFS(dir); !ok || err != nil {
+		t.Errorf("IsRAMFS(%q) after EnsureRAMFS = %v, %v; want true", dir, ok, err)
 	}
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o751 {
 		t.Errorf("mode of the mounted %s = %v; want 0751", dir, fi.Mode().Perm())

@@ -25,6 +25,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
+	"github.com/avalanche-fleet/avalanche/pkg/secrets"
 	"github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"
 )
 
@@ -52,7 +53,7 @@ const (
 // real git and nix) and checks what lands in secrets.dir at every step.
 func TestSecretsThroughDeployments(t *testing.T) {
 	nixtest.Require(t)
-	requireMount(t)
+	secretstest.RequireMount(t)
 	h := newSecretsHost(t)
 
 	h.commit(t, "first", dbYAML(t, dbV1, h.key), tlsBin(t, tlsV1, h.key))
@@ -65,7 +66,7 @@ func TestSecretsThroughDeployments(t *testing.T) {
 	}
 	t.Run("first deploy installs every secret", func(t *testing.T) {
 		h.checkSecrets(t, "1", gen1)
-		if !isRAM(t, h.storeRoot()) {
+		if ok, err := secrets.IsRAMFS(h.storeRoot()); !ok || err != nil {
 			t.Errorf("%s is not on tmpfs or ramfs after the first install", h.storeRoot())
 		}
 		h.checkActivations(t, "switch "+out1)
@@ -465,32 +466,6 @@ func readTree(t *testing.T, dir string) map[string]secretFile {
 		t.Fatalf("reading %s: %v", dir, err)
 	}
 	return files
-}
-
-// requireMount skips when this process may not mount a tmpfs (the store
-// needs one), and fails instead when CI=true.
-func requireMount(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")
-	if err == nil {
-		syscall.Unmount(dir, syscall.MNT_DETACH)
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("mounting a tmpfs: %v", err)
-	}
-	t.Skipf("mounting a tmpfs: %v", err)
-}
-
-// isRAM reports whether dir is on tmpfs or ramfs.
-func isRAM(t *testing.T, dir string) bool {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Type == 0x01021994 || st.Type == 0x858458f6
 }
 
 // testLog sends the daemon's log lines to t.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 
 	"filippo.io/age"
@@ -156,4 +157,20 @@ func goTool() string {
 		return p
 	}
 	return "go"
+}
+
+// RequireMount skips t when this process may not mount a tmpfs (secrets
+// generations need one), and fails it instead when CI=true.
+func RequireMount(t testing.TB) {
+	t.Helper()
+	dir := t.TempDir()
+	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")
+	if err == nil {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("mounting a tmpfs: %v", err)
+	}
+	t.Skipf("mounting a tmpfs: %v", err)
 }
