@@ -58,7 +58,7 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	go func() { done <- d.Run(dctx) }()
 	cl := &client.Client{Socket: c.SocketPath()}
 	say("the agent starts: its start-up pass fetches main, builds and switches")
-	st, err := waitFirstPass(ctx, cl)
+	st, err := waitPasses(ctx, cl, 1, 5*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -109,17 +109,18 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	return <-done
 }
 
-// waitFirstPass waits until the agent answers and its start-up pass ended.
-func waitFirstPass(ctx context.Context, cl *client.Client) (status.Status, error) {
-	deadline := time.Now().Add(5 * time.Minute)
+// waitPasses waits until the agent answers and has finished n passes (the
+// first runs at start-up), at most timeout.
+func waitPasses(ctx context.Context, cl *client.Client, n uint64, timeout time.Duration) (status.Status, error) {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		s, err := cl.Status(ctx)
-		if err == nil && s.Passes >= 1 && (s.State == status.Idle || s.State == status.Failed) {
+		if err == nil && s.Passes >= n && (s.State == status.Idle || s.State == status.Failed) {
 			return s, nil
 		}
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return status.Status{}, fmt.Errorf("the demo agent did not finish its start-up pass")
+	return status.Status{}, fmt.Errorf("the agent did not finish %d passes within %v", n, timeout)
 }
 
 // demoConfig writes and loads the sandbox host's config, through the same

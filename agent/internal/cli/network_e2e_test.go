@@ -89,14 +89,11 @@ func (h *netHost) status(t *testing.T) status.Status {
 
 func (h *netHost) waitPasses(t *testing.T, n uint64) status.Status {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if s, err := (&client.Client{Socket: h.cfg.SocketPath()}).Status(context.Background()); err == nil &&
-			s.Passes >= n && (s.State == status.Idle || s.State == status.Failed) {
-			return s
-		}
+	s, err := waitPasses(context.Background(), &client.Client{Socket: h.cfg.SocketPath()}, n, time.Minute)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no %d passes", n)
-	return status.Status{}
+	return s
 }
 
 // scrape reads /metrics with the Prometheus text parser.

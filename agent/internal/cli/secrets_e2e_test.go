@@ -264,16 +264,8 @@ func (h *secretsHost) start(t *testing.T) {
 	h.cancel, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- d.Run(ctx) }()
 	h.t.Cleanup(h.stop)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		s, err := h.client().Status(context.Background())
-		if err == nil && s.Passes >= 1 && (s.State == status.Idle || s.State == status.Failed) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not finish its start-up pass: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := waitPasses(context.Background(), h.client(), 1, time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
