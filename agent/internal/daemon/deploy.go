@@ -42,10 +42,7 @@ func (d *Daemon) deploy(ctx context.Context, t target) passResult {
 		sec, err = d.Secrets.Install(ctx, out)
 		d.observe("secrets", err, s)
 		if err != nil {
-			if !hostTrouble(err) { // a full or read-only disk is the host's, not the commit's
-				err = fmt.Errorf("%w: %w", err, errStalled)
-			}
-			return d.fail(ctx, "secrets", t.commit, err)
+			return d.fail(ctx, "secrets", t.commit, fmt.Errorf("%w: %w", err, errStalled))
 		}
 	}
 	p := d.pending(t, out, current, sec)

@@ -165,8 +165,9 @@ func (d *Daemon) verifySignature(ctx context.Context, commit string) error {
 // mark it bad; others are transient and retried with backoff.
 func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) passResult {
 	// Fetch failures are all retried with backoff: a network outage ends,
-	// and a rotated token or deploy key gets fixed without a restart.
-	transient := phase == "fetch" || (!errors.Is(err, errStalled) && ctx.Err() == nil)
+	// and a rotated token or deploy key gets fixed without a restart. A full
+	// or read-only disk is the host's trouble in any phase, not the commit's.
+	transient := phase == "fetch" || hostTrouble(err) || (!errors.Is(err, errStalled) && ctx.Err() == nil)
 	msg := cleanErr(err)
 	f := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: transient}
 	ev := d.Log.Error()
