@@ -3,6 +3,7 @@ package gitsync
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -10,7 +11,8 @@ import (
 )
 
 // IsAncestor reports whether ancestor is reachable from commit by
-// following parents; a commit counts as its own ancestor. The walk stops
+// following parents; a commit counts as its own ancestor. When the
+// repository does not have ancestor, the error wraps ErrUnknownCommit. The walk stops
 // as soon as ancestor is found and checks ctx as it goes.
 func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, error) {
 	l, err := openLocal(r.Dir)
@@ -30,6 +32,9 @@ func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, e
 		return true, nil
 	}
 	if _, err := l.repo.CommitObject(want); err != nil {
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return false, fmt.Errorf("reading commit %s: %w", want, ErrUnknownCommit)
+		}
 		return false, fmt.Errorf("reading commit %s: %w", want, err)
 	}
 	return l.reaches(ctx, start, want)

@@ -35,6 +35,10 @@ var (
 	// ErrLocalDisk means the local copy could not be written: the disk is
 	// full, over quota or read-only. Transient: retry once there is room.
 	ErrLocalDisk = errors.New("local disk full or read-only")
+	// ErrUnknownCommit means a commit asked about is not in the local copy,
+	// e.g. the last deployed commit after a reclone from a remote whose
+	// history was rewritten.
+	ErrUnknownCommit = errors.New("commit not in the repository")
 )
 
 // IsTransient reports whether err is worth retrying later unchanged:

@@ -35,6 +35,9 @@ type Activation struct {
 	// Timeout bounds switch-to-configuration (RuntimeMaxSec= of the unit
 	// under systemd-run); zero means no limit.
 	Timeout time.Duration
+	// ProfileSet says the caller already pointed the profile at the system
+	// (SetProfile, as its own step): only switch-to-configuration runs.
+	ProfileSet bool
 }
 
 // Activate does what nixos-rebuild does after building: for switch and
@@ -47,7 +50,7 @@ func (n *Nix) Activate(ctx context.Context, out string, a Activation) error {
 	if err := a.check(); err != nil {
 		return fmt.Errorf("activating %s: %w: %w", out, ErrActivate, err)
 	}
-	if a.Action == "switch" || a.Action == "boot" {
+	if (a.Action == "switch" || a.Action == "boot") && !a.ProfileSet {
 		if err := n.SetProfile(ctx, a.profile(), out); err != nil {
 			return fmt.Errorf("activating %s: %w", out, err)
 		}
@@ -83,6 +86,17 @@ func (n *Nix) SetProfile(ctx context.Context, profile, out string) error {
 	c := n.nixCommand("nix-env", "-p", profile, "--set", out)
 	if err := c.run(ctx); err != nil {
 		return fmt.Errorf("setting profile %s: %w", profile, classifyActivation(err))
+	}
+	return nil
+}
+
+// SwitchGeneration points profile back at an existing generation (`nix-env
+// -p <profile> --switch-generation <gen>`), the undo of a SetProfile whose
+// switch never ran: no new generation is made.
+func (n *Nix) SwitchGeneration(ctx context.Context, profile string, gen int) error {
+	c := n.nixCommand("nix-env", "-p", profile, "--switch-generation", strconv.Itoa(gen))
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("switching profile %s to generation %d: %w", profile, gen, classifyActivation(err))
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -58,19 +60,39 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// PruneGCRoots keeps the newest GC root symlink in dir (by the symlink's own
-// modification time) plus the keep previous ones, and removes the others.
-// Nix drops the matching entries in gcroots/auto at its next collection.
-// Files that are not symlinks are left alone; a missing dir is not an error.
-func PruneGCRoots(dir string, keep int) error {
+// GCRootName names a GC root by a sequence number that only grows (the
+// agent's deployment counter) rather than by a time: a clock that jumps
+// can then neither make a fresh root look old nor an old one new.
+func GCRootName(seq uint64, label string) string {
+	return gcRootPrefix + strconv.FormatUint(seq, 10) + "-" + label
+}
+
+const gcRootPrefix = "flight-"
+
+// PruneGCRoots removes the GC root symlinks in dir except the keep newest
+// by sequence number (see GCRootName) and every root pointing at one of
+// pinned (the systems running, deployed or being deployed). Symlinks not
+// named by GCRootName (older agents named them by time) are removed unless
+// pinned. Nix drops the matching entries in gcroots/auto at its next
+// collection. Files that are not symlinks are left alone; a missing dir is
+// not an error.
+func PruneGCRoots(dir string, keep int, pinned ...string) error {
 	roots, err := gcRoots(dir)
 	if err != nil {
 		return fmt.Errorf("pruning gc roots in %s: %w", dir, err)
 	}
-	keep = max(keep, 0) + 1
 	var errs []error
-	for i := keep; i < len(roots); i++ {
-		if err := os.Remove(roots[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+	kept := 0
+	for _, r := range roots {
+		target, _ := os.Readlink(r.path)
+		switch {
+		case target != "" && slices.Contains(pinned, target):
+			continue
+		case r.seq > 0 && kept < keep:
+			kept++
+			continue
+		}
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -80,8 +102,13 @@ func PruneGCRoots(dir string, keep int) error {
 	return nil
 }
 
-// gcRoots lists the symlinks in dir, newest first.
-func gcRoots(dir string) ([]string, error) {
+type gcRoot struct {
+	path string
+	seq  uint64 // 0: not named by GCRootName
+}
+
+// gcRoots lists the symlinks in dir, highest sequence number first.
+func gcRoots(dir string) ([]gcRoot, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -89,30 +116,18 @@ func gcRoots(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	type root struct {
-		path  string
-		mtime int64
-	}
-	var roots []root
+	var roots []gcRoot
 	for _, e := range entries {
 		if e.Type()&os.ModeSymlink == 0 {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil {
-			continue // removed meanwhile
+		r := gcRoot{path: filepath.Join(dir, e.Name())}
+		if rest, ok := strings.CutPrefix(e.Name(), gcRootPrefix); ok {
+			num, _, _ := strings.Cut(rest, "-")
+			r.seq, _ = strconv.ParseUint(num, 10, 64)
 		}
-		roots = append(roots, root{filepath.Join(dir, e.Name()), info.ModTime().UnixNano()})
+		roots = append(roots, r)
 	}
-	sort.Slice(roots, func(i, j int) bool {
-		if roots[i].mtime != roots[j].mtime {
-			return roots[i].mtime > roots[j].mtime
-		}
-		return roots[i].path > roots[j].path
-	})
-	paths := make([]string, len(roots))
-	for i, r := range roots {
-		paths[i] = r.path
-	}
-	return paths, nil
+	sort.Slice(roots, func(i, j int) bool { return roots[i].seq > roots[j].seq })
+	return roots, nil
 }

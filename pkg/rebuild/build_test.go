@@ -168,25 +168,34 @@ func waitFor(t *testing.T, cond func() bool, timeout time.Duration) {
 
 func TestPruneGCRoots(t *testing.T) {
 	tests := []struct {
-		keep int
-		want []string
+		keep   int
+		pinned []string
+		want   []string
 	}{
-		{0, []string{"a"}},
-		{1, []string{"a", "b"}},
-		{2, []string{"a", "b", "c"}},
-		{5, []string{"a", "b", "c", "d"}},
-		{-1, []string{"a"}},
+		{0, nil, nil},
+		{1, nil, []string{"flight-12-a"}},
+		{2, nil, []string{"flight-12-a", "flight-9-b"}},
+		{5, nil, []string{"flight-12-a", "flight-2-d", "flight-9-b"}},
+		{-1, nil, nil},
+		// Pinned roots stay whatever their age or name; they do not count
+		// against keep.
+		{1, []string{"/nix/store/d", "/nix/store/legacy"}, []string{"flight-12-a", "flight-2-d", "system-1700000000-old"}},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
+		// The modification times say the opposite of the sequence numbers,
+		// as after a clock jump: only the numbers may count.
 		base := time.Now().Add(-time.Hour)
-		// Names sort against age, so only the mtime order keeps "a".
-		for i, name := range []string{"d", "c", "b", "a"} {
+		for i, name := range []string{"flight-12-a", "flight-9-b", "flight-2-d", "system-1700000000-old"} {
 			p := filepath.Join(dir, name)
-			if err := os.Symlink("/nix/store/does-not-matter-"+name, p); err != nil {
+			target := "/nix/store/" + name[len(name)-1:]
+			if name == "system-1700000000-old" {
+				target = "/nix/store/legacy"
+			}
+			if err := os.Symlink(target, p); err != nil {
 				t.Fatal(err)
 			}
-			mtime := unix.NsecToTimespec(base.Add(time.Duration(i) * time.Minute).UnixNano())
+			mtime := unix.NsecToTimespec(base.Add(time.Duration(-i) * 24 * time.Hour * 365 * 40).UnixNano())
 			if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{mtime, mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				t.Fatal(err)
 			}
@@ -194,15 +203,18 @@ func TestPruneGCRoots(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "zz-not-a-root"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := rebuild.PruneGCRoots(dir, tt.keep); err != nil {
-			t.Fatalf("PruneGCRoots(%d) = %v", tt.keep, err)
+		if err := rebuild.PruneGCRoots(dir, tt.keep, tt.pinned...); err != nil {
+			t.Fatalf("PruneGCRoots(%d, %q) = %v", tt.keep, tt.pinned, err)
 		}
-		got, _ := filepath.Glob(filepath.Join(dir, "[a-d]"))
-		for i := range got {
-			got[i] = filepath.Base(got[i])
+		var got []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Name() != "zz-not-a-root" {
+				got = append(got, e.Name())
+			}
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" || !exists(filepath.Join(dir, "zz-not-a-root")) {
-			t.Errorf("PruneGCRoots(%d) left %v (-want +got):\n%s", tt.keep, got, diff)
+			t.Errorf("PruneGCRoots(%d, %q) left %v (-want +got):\n%s", tt.keep, tt.pinned, got, diff)
 		}
 	}
 	if err := rebuild.PruneGCRoots(filepath.Join(t.TempDir(), "missing"), 1); err != nil {

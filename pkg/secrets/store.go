@@ -30,6 +30,10 @@ type Store struct {
 	Root string
 	// Keep is how many generations Prune keeps besides the current one.
 	Keep int
+	// Boot identifies the current boot; default the kernel's boot_id.
+	// Generation IDs carry it, so a generation recorded before a reboot is
+	// never mistaken for one of the same number installed after it.
+	Boot string
 }
 
 // Generation is one directory of installed secrets.
@@ -37,6 +41,11 @@ type Generation struct {
 	ID   string
 	Path string
 }
+
+// ErrManifest marks an install refused for what the manifest asks (a
+// missing value, an owner that does not exist), before anything is
+// written: a property of the system being installed, not of the host.
+var ErrManifest = errors.New("secrets manifest cannot be installed")
 
 // Install writes values into a new generation with each secret's owner and
 // mode, syncs it, then atomically points Link at it. It returns the names
@@ -65,7 +74,7 @@ func (s *Store) Install(ctx context.Context, m *Manifest, values map[string][]by
 // checkInstall makes sure every secret has a value and a resolvable owner.
 func checkInstall(m *Manifest, values map[string][]byte) ([]owner, error) {
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("installing secrets: %w", err)
+		return nil, fmt.Errorf("installing secrets: %w: %w", ErrManifest, err)
 	}
 	owners := make([]owner, len(m.Secrets))
 	var errs []error
@@ -80,12 +89,13 @@ func checkInstall(m *Manifest, values map[string][]byte) ([]owner, error) {
 		owners[i] = o
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("installing secrets: %w", err)
+		return nil, fmt.Errorf("installing secrets: %w: %w", ErrManifest, err)
 	}
 	return owners, nil
 }
 
-// write creates a complete, synced generation directory.
+// write creates a complete, synced generation directory. Its temporary
+// name is unique, so a leftover of a crash never blocks it.
 func (s *Store) write(ctx context.Context, m *Manifest, values map[string][]byte, owners []owner) (gen Generation, err error) {
 	if err := mkdirMode(s.Root); err != nil {
 		return Generation{}, err
@@ -95,16 +105,16 @@ func (s *Store) write(ctx context.Context, m *Manifest, values map[string][]byte
 		return Generation{}, err
 	}
 	gen = Generation{ID: id, Path: filepath.Join(s.Root, id)}
-	tmp := filepath.Join(s.Root, tmpPrefix+id)
+	tmp, err := os.MkdirTemp(s.Root, tmpPrefix+id+"-")
+	if err != nil {
+		return gen, fmt.Errorf("creating generation: %w", err)
+	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
 			os.RemoveAll(gen.Path)
 		}
 	}()
-	if err := os.Mkdir(tmp, dirMode); err != nil {
-		return gen, fmt.Errorf("creating generation: %w", err)
-	}
 	if err := os.Chmod(tmp, dirMode); err != nil {
 		return gen, err
 	}
@@ -199,32 +209,77 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// generations lists the complete generations in Root by ascending ID.
-func (s *Store) generations() ([]int, error) {
+// genID is a parsed generation name: "<number>-<boot>". Plain numbers,
+// from agents before boot IDs, parse with an empty boot.
+type genID struct {
+	n    int
+	boot string
+}
+
+func parseGenID(name string) (genID, bool) {
+	num, boot, _ := strings.Cut(name, "-")
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || strconv.Itoa(n) != num || strings.ContainsAny(boot, "-/.") {
+		return genID{}, false
+	}
+	return genID{n: n, boot: boot}, true
+}
+
+func (g genID) String() string {
+	if g.boot == "" {
+		return strconv.Itoa(g.n)
+	}
+	return strconv.Itoa(g.n) + "-" + g.boot
+}
+
+// generations lists the complete generations in Root, oldest first:
+// those of other boots, then this boot's by number.
+func (s *Store) generations() ([]genID, error) {
 	entries, err := os.ReadDir(s.Root)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	var ids []int
+	var ids []genID
 	for _, e := range entries {
-		if n, err := strconv.Atoi(e.Name()); err == nil && e.IsDir() && n > 0 {
-			ids = append(ids, n)
+		if g, ok := parseGenID(e.Name()); ok && e.IsDir() {
+			ids = append(ids, g)
 		}
 	}
-	sort.Ints(ids)
+	boot := s.boot()
+	sort.Slice(ids, func(i, j int) bool {
+		if a, b := ids[i].boot == boot, ids[j].boot == boot; a != b {
+			return b
+		}
+		return ids[i].n < ids[j].n
+	})
 	return ids, nil
 }
 
+// nextID numbers the new generation after every one present, whatever boot.
 func (s *Store) nextID() (string, error) {
 	ids, err := s.generations()
 	if err != nil {
 		return "", err
 	}
 	next := 1
-	if len(ids) > 0 {
-		next = ids[len(ids)-1] + 1
+	for _, g := range ids {
+		next = max(next, g.n+1)
 	}
-	return strconv.Itoa(next), nil
+	return genID{n: next, boot: s.boot()}.String(), nil
+}
+
+// boot returns the short boot identity that generation names carry.
+func (s *Store) boot() string {
+	b := s.Boot
+	if b == "" {
+		raw, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		b = strings.TrimSpace(string(raw))
+	}
+	b = strings.ReplaceAll(b, "-", "")
+	if len(b) > 8 {
+		b = b[:8]
+	}
+	return b
 }
 
 // Current returns the generation Link points to. When there is none the
@@ -247,11 +302,16 @@ func (s *Store) Current() (Generation, error) {
 // Activate atomically points Link at gen, e.g. to roll back.
 func (s *Store) Activate(gen Generation) error {
 	want := filepath.Join(s.Root, gen.ID)
-	if _, err := strconv.Atoi(gen.ID); err != nil || filepath.Clean(gen.Path) != want {
+	if _, ok := parseGenID(gen.ID); !ok || filepath.Clean(gen.Path) != want {
 		return fmt.Errorf("activating generation %q (%s): not a generation of %s", gen.ID, gen.Path, s.Root)
 	}
 	if fi, err := os.Stat(want); err != nil || !fi.IsDir() {
 		return fmt.Errorf("activating generation %s: %w", gen.ID, errOrNotDir(err))
+	}
+	// The link's directory is the host's (secrets.dir = /run/secrets/app,
+	// say): make it rather than fail every deployment on its absence.
+	if err := os.MkdirAll(filepath.Dir(s.Link), 0o755); err != nil {
+		return fmt.Errorf("activating generation %s: %w", gen.ID, err)
 	}
 	tmp := s.Link + tmpPrefix + gen.ID
 	os.Remove(tmp)
@@ -273,7 +333,7 @@ func errOrNotDir(err error) error {
 }
 
 // Prune removes all but the newest Keep generations and the current one,
-// and any generation left half-written.
+// and whatever an interrupted install left behind.
 func (s *Store) Prune() error {
 	cur, err := s.Current()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -285,29 +345,39 @@ func (s *Store) Prune() error {
 	}
 	var errs []error
 	for i, id := range ids {
-		name := strconv.Itoa(id)
+		name := id.String()
 		if name == cur.ID || len(ids)-i <= s.Keep {
 			continue
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join(s.Root, name)))
 	}
-	errs = append(errs, s.removeTemporary())
+	errs = append(errs, s.Clean())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pruning secrets generations: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) removeTemporary() error {
+// Clean removes what a crash in the middle of Install or Activate leaves:
+// half-written generations and temporary links. It is safe to run (and to
+// be interrupted) at any time no Install runs.
+func (s *Store) Clean() error {
+	var errs []error
 	entries, err := os.ReadDir(s.Root)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		errs = append(errs, err)
 	}
-	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), tmpPrefix) {
 			errs = append(errs, os.RemoveAll(filepath.Join(s.Root, e.Name())))
 		}
 	}
-	return errors.Join(errs...)
+	links, _ := filepath.Glob(s.Link + tmpPrefix + "*")
+	for _, l := range links {
+		errs = append(errs, os.Remove(l))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cleaning up secrets: %w", err)
+	}
+	return nil
 }

@@ -228,3 +228,75 @@ func TestCurrentWithoutLink(t *testing.T) {
 		t.Errorf("Current() = %v; want fs.ErrNotExist", err)
 	}
 }
+
+// A crash inside Install leaves its temporary directory; the next Install
+// must neither trip over it nor keep it.
+func TestInstallAfterCrashLeftovers(t *testing.T) {
+	s := newStore(t)
+	m := &Manifest{Version: 1, Secrets: []Secret{{Name: "a", SopsFile: "/nix/store/a"}}}
+	g1, _, err := s.Install(context.Background(), m, map[string][]byte{"a": []byte("1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What today's crash leaves: the temporary directory the next
+	// generation would use, and a temporary link.
+	next, _ := s.nextID()
+	for _, d := range []string{filepath.Join(s.Root, tmpPrefix+next), filepath.Join(s.Root, tmpPrefix+next+"-x1")} {
+		if err := os.MkdirAll(d, 0o751); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink(g1.Path, s.Link+tmpPrefix+next)
+	g2, _, err := s.Install(context.Background(), m, map[string][]byte{"a": []byte("2")})
+	if err != nil {
+		t.Fatalf("Install() after a crash = %v; want the leftovers ignored", err)
+	}
+	if err := s.Clean(); err != nil {
+		t.Fatalf("Clean() = %v", err)
+	}
+	if got, want := dirNames(t, s.Root), []string{g1.ID, g2.ID}; !cmp.Equal(got, want) {
+		t.Errorf("root after Clean() = %q; want %q", got, want)
+	}
+	if l, _ := filepath.Glob(s.Link + tmpPrefix + "*"); len(l) != 0 {
+		t.Errorf("temporary links left after Clean(): %q", l)
+	}
+}
+
+// Generations of different boots never share an ID, even when the RAM
+// file system started empty and numbering started over.
+func TestGenerationIDsSurviveReboot(t *testing.T) {
+	s := newStore(t)
+	s.Boot = "11111111-aaaa"
+	m := &Manifest{Version: 1, Secrets: []Secret{{Name: "a", SopsFile: "/nix/store/a"}}}
+	before, _, err := s.Install(context.Background(), m, map[string][]byte{"a": []byte("old")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(s.Root) // the reboot empties the RAM file system
+	os.Remove(s.Link)
+	s.Boot = "22222222-bbbb"
+	after, _, err := s.Install(context.Background(), m, map[string][]byte{"a": []byte("new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.ID == after.ID {
+		t.Fatalf("generation IDs before and after a reboot are both %q", after.ID)
+	}
+	if err := s.Activate(before); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Activate(%s of the earlier boot) = %v; want fs.ErrNotExist", before.ID, err)
+	}
+}
+
+// The directory holding the link is the host's; its absence is no reason
+// to fail an install.
+func TestInstallCreatesLinkParent(t *testing.T) {
+	s := newStore(t)
+	s.Link = filepath.Join(filepath.Dir(s.Link), "missing", "parent", "secrets")
+	m := &Manifest{Version: 1, Secrets: []Secret{{Name: "a", SopsFile: "/nix/store/a"}}}
+	if _, _, err := s.Install(context.Background(), m, map[string][]byte{"a": []byte("1")}); err != nil {
+		t.Fatalf("Install() with a missing link parent = %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Link, "a")); err != nil || string(b) != "1" {
+		t.Errorf("secret through the link = %q, %v; want \"1\"", b, err)
+	}
+}

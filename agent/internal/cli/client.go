@@ -17,6 +17,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
@@ -72,7 +73,11 @@ func runStatus(ctx context.Context, m *Main, args []string) error {
 		if lerr != nil {
 			return fmt.Errorf("%w; and reading its state: %w", err, lerr)
 		}
-		s = daemon.FromState(t.hostname, t.output, st)
+		recs, jerr := journal.Read(filepath.Join(filepath.Dir(t.statePath), "journal"))
+		if jerr != nil {
+			return fmt.Errorf("%w; and reading its journal: %w", err, jerr)
+		}
+		s = daemon.FromState(t.hostname, t.output, st, journal.Last(recs))
 	} else if err != nil {
 		return err
 	}
@@ -107,8 +112,13 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "  fetched\t%s (%s)\n", strings.Join(sorted(heads), ", "), ago(now, f.Time))
 	}
-	if p := s.Pending; p != nil {
-		fmt.Fprintf(tw, "  pending\t%s (%s), confirm by %s\n", shortC(p.Commit), p.Action, p.Deadline.Local().Format("15:04:05"))
+	writeFlight(tw, s, now)
+	if dr := s.Drift; dr != nil {
+		fmt.Fprintf(tw, "  DRIFT\truns %s since %s, not the deployed %s (%s)\n", dr.Running, ago(now, dr.Since), shortC(dr.Commit), dr.Expected)
+		fmt.Fprintf(tw, "  \t  likely cause: %s; %s\n", dr.Cause, dr.Repair)
+	}
+	if in := s.Interrupted; in != nil {
+		fmt.Fprintf(tw, "  interrupted\t%s at %s (%s): %s\n", shortC(in.Commit), in.Step, ago(now, in.Time), in.Resolution)
 	}
 	reboot := "not needed"
 	if s.RebootNeeded {
@@ -135,6 +145,29 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		fmt.Fprintf(tw, "  next poll\tin %s\n", s.NextPoll.Sub(now).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// writeFlight shows a deployment in progress, or one a stop left open.
+func writeFlight(tw io.Writer, s status.Status, now time.Time) {
+	f := s.Flight
+	if f == nil {
+		return
+	}
+	verb := "deploying"
+	switch f.Reason {
+	case "drift":
+		verb = "repairing drift with"
+	case "rollback":
+		verb = "rolling back"
+	}
+	where := "at " + f.Step
+	if !s.DaemonRunning {
+		where = "stopped at " + f.Step + " (" + f.Event + "); the next start finishes or undoes it"
+	}
+	fmt.Fprintf(tw, "  in flight\t%s %s, %s (started %s)\n", verb, shortC(f.Commit), where, ago(now, f.Started))
+	if p := s.Pending; p != nil && !p.Deadline.IsZero() {
+		fmt.Fprintf(tw, "  pending\t%s (%s), confirm by %s\n", shortC(p.Commit), p.Action, p.Deadline.Local().Format("15:04:05"))
+	}
 }
 
 func runSync(ctx context.Context, m *Main, args []string) error {

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
-	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/secrets"
 )
@@ -16,83 +14,6 @@ import (
 // manifestPath is where the NixOS module renders a system's secrets manifest.
 func manifestPath(system string) string {
 	return filepath.Join(system, "etc", "avalanche-agent", "secrets.json")
-}
-
-// secretsInstaller is the daemon's Secrets: it decrypts a built system's
-// declared secrets with the host's identities into a new generation.
-type secretsInstaller struct {
-	cfg   *config.Config
-	store *secrets.Store
-	dec   *secrets.Decrypter
-}
-
-func newSecretsInstaller(c *config.Config) *secretsInstaller {
-	helper := c.Secrets.Helper
-	if helper == "" {
-		helper, _ = secrets.DefaultHelper()
-	}
-	return &secretsInstaller{
-		cfg:   c,
-		store: &secrets.Store{Link: c.Secrets.Dir, Root: filepath.Join(c.RuntimeDir, "secrets.d"), Keep: c.Secrets.KeepGenerations},
-		dec:   &secrets.Decrypter{Helper: helper},
-	}
-}
-
-// Install implements daemon.Secrets. A system without a manifest declares
-// no secrets: nothing changes.
-func (s *secretsInstaller) Install(ctx context.Context, system string) (daemon.SecretsResult, error) {
-	m, err := secrets.LoadManifest(manifestPath(system))
-	if errors.Is(err, secrets.ErrNoManifest) || (err == nil && len(m.Secrets) == 0) {
-		return daemon.SecretsResult{}, nil
-	}
-	if err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	ids, err := secrets.LoadIdentities(s.cfg.Secrets.AgeKeyFiles, s.cfg.Secrets.SSHKeyPaths)
-	if err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	if err := secrets.EnsureRAMFS(s.store.Root); err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	prev, _ := s.store.Current()
-	values, err := s.dec.Decrypt(ctx, ids, m.Secrets)
-	if err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	gen, changed, err := s.store.Install(ctx, m, values)
-	if err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	if prev.ID != "" && len(changed) == 0 {
-		// Nothing differs (an agent restart, a deployment that kept its
-		// secrets): go back to the current generation and drop the copy.
-		if err := s.store.Activate(prev); err == nil {
-			os.RemoveAll(gen.Path)
-			gen = prev
-		}
-	}
-	s.store.Prune()
-	restart, reload := secrets.UnitsToRestart(m, changed)
-	return daemon.SecretsResult{Generation: gen.ID, Previous: prev.ID, Restart: restart, Reload: reload}, nil
-}
-
-// Restore implements daemon.Secrets.
-func (s *secretsInstaller) Restore(ctx context.Context, system, id string) (daemon.SecretsResult, error) {
-	gen := secrets.Generation{ID: id, Path: filepath.Join(s.store.Root, id)}
-	cur, _ := s.store.Current()
-	if err := s.store.Activate(gen); err != nil {
-		return daemon.SecretsResult{}, err
-	}
-	r := daemon.SecretsResult{Generation: id, Previous: cur.ID}
-	m, err := secrets.LoadManifest(manifestPath(system))
-	if err != nil {
-		// The generation is back; without a readable manifest there is
-		// just no unit to restart.
-		return r, nil
-	}
-	r.Restart, r.Reload = secrets.UnitsToRestart(m, secrets.Changed(m, cur, gen))
-	return r, nil
 }
 
 func runSecrets(ctx context.Context, m *Main, args []string) error {

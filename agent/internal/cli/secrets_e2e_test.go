@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/boot"
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
@@ -368,6 +369,7 @@ func (h *secretsHost) checkSystemctl(t *testing.T, want ...string) {
 // exactly want.
 func (h *secretsHost) checkSecrets(t *testing.T, id string, want map[string]secretFile) {
 	t.Helper()
+	id = genName(id)
 	target, err := os.Readlink(h.cfg.Secrets.Dir)
 	if err != nil || target != filepath.Join(h.storeRoot(), id) {
 		t.Errorf("Readlink(%s) = %q, %v; want generation %s", h.cfg.Secrets.Dir, target, err, filepath.Join(h.storeRoot(), id))
@@ -379,9 +381,16 @@ func (h *secretsHost) checkSecrets(t *testing.T, id string, want map[string]secr
 
 func (h *secretsHost) checkGeneration(t *testing.T, id string, want map[string]secretFile) {
 	t.Helper()
+	id = genName(id)
 	if diff := cmp.Diff(want, readTree(t, filepath.Join(h.storeRoot(), id))); diff != "" {
 		t.Errorf("generation %s mismatch (-want +got):\n%s", id, diff)
 	}
+}
+
+// genName is the name of generation number n in this boot ("3-1a2b3c4d").
+func genName(n string) string {
+	b := strings.ReplaceAll(boot.ID(), "-", "")
+	return n + "-" + b[:8]
 }
 
 // snapshot is everything a service could see: the link and the files.

@@ -77,6 +77,13 @@ type Deploy struct {
 	EvalTimeout    Duration `json:"evalTimeout,omitempty"`
 	BuildTimeout   Duration `json:"buildTimeout,omitempty"`
 	ConfirmTimeout Duration `json:"confirmTimeout,omitempty"`
+	// SwitchTimeout bounds one switch-to-configuration (RuntimeMaxSec= of
+	// its transient unit); its expiry counts as a failed activation.
+	SwitchTimeout Duration `json:"switchTimeout,omitempty"`
+	// RepairDrift re-activates the deployed system when something else
+	// (a hand-run rebuild, a manual rollback) replaced it; default true.
+	// Off, drift is only reported.
+	RepairDrift    *bool    `json:"repairDrift,omitempty"`
 	HealthChecks   []string `json:"healthChecks,omitempty"`
 	KeepGCRoots    int      `json:"keepGCRoots,omitempty"`
 	PostDeployHook string   `json:"postDeployHook,omitempty"`
@@ -215,6 +222,9 @@ func unknownKeys(raw any, t reflect.Type, path string) []error {
 
 // SystemdRunEnabled reports whether activation runs in a transient unit.
 func (d Deploy) SystemdRunEnabled() bool { return d.SystemdRun == nil || *d.SystemdRun }
+
+// RepairDriftEnabled reports whether drift is repaired, not only reported.
+func (d Deploy) RepairDriftEnabled() bool { return d.RepairDrift == nil || *d.RepairDrift }
 
 // SocketPath is the local API socket.
 func (c *Config) SocketPath() string { return c.RuntimeDir + "/agent.sock" }

@@ -30,6 +30,7 @@ func (c *Config) setDefaults() {
 	defD(&d.EvalTimeout, 30*time.Minute)
 	defD(&d.BuildTimeout, 4*time.Hour)
 	defD(&d.ConfirmTimeout, 120*time.Second)
+	defD(&d.SwitchTimeout, 30*time.Minute)
 	if d.KeepGCRoots == 0 {
 		d.KeepGCRoots = 3
 	}
@@ -192,6 +193,9 @@ func (d Deploy) validate() []error {
 	}
 	if d.ConfirmTimeout.D() < time.Second {
 		errs = append(errs, fmt.Errorf("deploy.confirmTimeout %s is shorter than 1s", d.ConfirmTimeout.D()))
+	}
+	if d.SwitchTimeout.D() < time.Second {
+		errs = append(errs, fmt.Errorf("deploy.switchTimeout %s is shorter than 1s", d.SwitchTimeout.D()))
 	}
 	if d.KeepGCRoots < 1 {
 		errs = append(errs, fmt.Errorf("deploy.keepGCRoots %d must be at least 1", d.KeepGCRoots))

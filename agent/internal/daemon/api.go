@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
+	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
@@ -32,18 +34,18 @@ func (d *Daemon) Status() status.Status {
 		Passes:        d.passes,
 		Refused:       slices.Clone(d.st.Bad),
 	}
-	// Copies: the pass changes the pending record in place while the
-	// snapshot is being encoded outside the lock.
-	if p := d.st.Pending; p != nil {
-		cp := *p
-		s.Pending = &cp
-	}
-	if dep := d.st.Deployed; dep != nil {
-		cp := *dep
-		s.Deployed = &cp
-	}
+	// Copies: the pass changes these records while the snapshot is being
+	// encoded outside the lock.
+	s.Deployed = clone(d.st.Deployed)
+	s.Drift = clone(d.st.Drift)
+	s.Interrupted = clone(d.st.Interrupted)
+	f := clone(d.flight)
 	c := d.Config
 	d.mu.Unlock()
+	if f.Open() {
+		s.Flight = flightStatus(f)
+		s.Pending = d.pendingOf(f)
+	}
 	if s.State == "" {
 		s.State = status.Idle
 	}
@@ -57,16 +59,55 @@ func (d *Daemon) Status() status.Status {
 	return s
 }
 
-// FromState builds the status shown when the daemon is not running.
-func FromState(hostname, output string, st *state.State) status.Status {
+func clone[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	cp := *p
+	return &cp
+}
+
+// flightStatus is how status shows an open deployment.
+func flightStatus(f *journal.Flight) *status.Flight {
+	return &status.Flight{ID: f.ID, Commit: f.Commit, Reason: f.Reason, Step: f.Step, Event: f.Event,
+		Since: f.Time, Started: f.Started}
+}
+
+// pendingOf is the activation f waits to confirm, once it reached the
+// switch.
+func (d *Daemon) pendingOf(f *journal.Flight) *state.Pending {
+	switch f.Step {
+	case journal.StepSecrets, journal.StepProfile, journal.StepSwitch, journal.StepConfirm, journal.StepRollback:
+	default:
+		return nil
+	}
+	p := &state.Pending{
+		Deployment: state.Deployment{Flight: f.ID, Commit: f.Commit, Branch: f.Branch, Action: f.Action, StorePath: f.StorePath,
+			Generation: f.Generation, SecretsGen: f.Secrets, Result: "pending", Time: f.Started},
+		Previous: f.Previous, PreviousSystem: f.PreviousSystem,
+		Activated: f.Step == journal.StepConfirm,
+	}
+	if rem, ok := d.Clock.Remaining(f.ConfirmBy); ok {
+		p.Deadline = d.now().Add(rem)
+	}
+	return p
+}
+
+// FromState builds the status shown when the daemon is not running; open
+// is the deployment its journal left open, if any.
+func FromState(hostname, output string, st *state.State, open *journal.Flight) status.Status {
 	s := status.Status{Hostname: hostname, FlakeOutput: output, State: status.Idle, Deployed: st.Deployed,
 		Pending: st.Pending, Failure: st.LastError, LastError: describe(st.LastError), Suspended: st.Suspended,
-		Refused: st.Bad}
+		Refused: st.Bad, Drift: st.Drift, Interrupted: st.Interrupted}
 	if main := st.Fetched; main != nil {
 		s.Fetched = status.Fetched{Heads: main, Time: st.FetchedAt}
 	}
 	if st.LastError != nil {
 		s.State = status.Failed
+	}
+	if open.Open() {
+		s.Flight = flightStatus(open)
+		s.State = status.Recovering
 	}
 	if st.Suspended {
 		s.State = status.Suspended
@@ -103,38 +144,43 @@ func (d *Daemon) Resume(ctx context.Context) error {
 }
 
 // Rollback implements localapi.Backend: return to the deployment before the
-// current one and never deploy the current commit again.
+// current one and never deploy the current commit again. It is a flight
+// of its own, journaled like any rollback.
 func (d *Daemon) Rollback(ctx context.Context) error {
 	d.passLock.Lock()
 	defer d.passLock.Unlock()
-	d.mu.Lock()
-	cur := d.st.Deployed
-	var prev *state.Deployment
-	for i := len(d.st.History) - 1; i >= 0; i-- {
-		h := d.st.History[i]
-		if (h.Result == "deployed" || h.Result == "up-to-date") && cur != nil && h.StorePath != cur.StorePath {
-			prev = &h
-			break
-		}
+	if res, ok := d.recover(ctx); !ok {
+		return fmt.Errorf("an interrupted deployment is still being settled: %v", res.err)
 	}
+	d.mu.Lock()
+	cur, prev := d.st.Deployed, previousDeployment(d.st)
+	id := d.st.LastFlight + 1
 	d.mu.Unlock()
 	if cur == nil || prev == nil {
 		return errors.New("nothing to roll back to: no earlier deployment is recorded")
 	}
-	p := &state.Pending{Deployment: *cur, Previous: prev, PreviousSystem: prev.StorePath}
-	p.Action = d.Config.Deploy.Action
-	r := d.rollback(ctx, p, "rollback", fmt.Errorf("rolled back by hand"))
-	d.update(func(st *state.State) {
-		back := *prev
-		back.Time = d.now()
-		st.Deployed = &back
-		if back.Branch == d.Config.Repository.Branch {
-			st.LastMain = back.Commit
+	f := &journal.Flight{ID: id, Reason: "rollback", Commit: cur.Commit, Branch: cur.Branch, Action: d.Config.Deploy.Action,
+		StorePath: cur.StorePath, Previous: prev, PreviousSystem: prev.StorePath, PreviousSecrets: prev.SecretsGen,
+		PreviousGeneration: prev.Generation, Started: d.now(), FailedStep: journal.StepRollback}
+	if err := d.record(f, journal.StepBegin, journal.Intent); err != nil {
+		return err
+	}
+	d.rollback(ctx, f, fault.New(fault.Commit, errors.New("rolled back by hand")))
+	if f.RollbackError != "" {
+		return fmt.Errorf("rollback: %s", f.RollbackError)
+	}
+	return nil
+}
+
+// previousDeployment is the newest successful deployment of another
+// system than the current one.
+func previousDeployment(st *state.State) *state.Deployment {
+	cur := st.Deployed
+	for i := len(st.History) - 1; i >= 0 && cur != nil; i-- {
+		h := st.History[i]
+		if (h.Result == "deployed" || h.Result == "up-to-date") && h.StorePath != cur.StorePath {
+			return &h
 		}
-	})
-	d.save()
-	if r.result != "rolled-back" || strings.Contains(d.lastErr, "(rollback failed: ") {
-		return fmt.Errorf("rollback: %s", d.lastErr)
 	}
 	return nil
 }
@@ -179,10 +225,4 @@ func inWindow(window string, t time.Time) bool {
 		return m >= am && m < bm
 	}
 	return m >= am || m < bm
-}
-
-// generation returns the system profile's generation number, 0 if unknown.
-func (d *Daemon) generation() int {
-	g, _, _ := rebuild.ProfileGeneration(d.Config.Deploy.Profile)
-	return g
 }

@@ -1,21 +1,26 @@
-// Package daemon is the agent's one wiring point and its reconcile loop:
-// fetch, verify, evaluate, build, install secrets, activate, confirm or roll
-// back, record. Each pass is an ordered list of steps; a failure is either a
-// property of the commit (recorded, not retried) or transient (backed off).
+// Package daemon is the agent's one wiring point and its reconcile loop.
+//
+// A pass fetches and verifies the repository, compares what runs with what
+// was deployed (drift), and when there is something to do, runs a
+// deployment: a flight of named steps (evaluate, build, secrets, profile,
+// switch, confirm), each journaled before its side effect and after it
+// (package journal). A failure is classified where it arises (package
+// fault): only a commit fault condemns the commit; a stop or a crash is no
+// verdict, and the next start finishes or undoes the step in flight from
+// the journal and from what actually runs (recover.go).
 package daemon
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/boot"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/localapi"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
@@ -35,6 +40,8 @@ type Git interface {
 type Nix interface {
 	Evaluate(ctx context.Context, flakeRef, output string) (rebuild.Evaluation, error)
 	Build(ctx context.Context, ev rebuild.Evaluation, gcRoot string) (string, error)
+	SetProfile(ctx context.Context, profile, out string) error
+	SwitchGeneration(ctx context.Context, profile string, gen int) error
 	Activate(ctx context.Context, out string, a rebuild.Activation) error
 }
 
@@ -47,8 +54,11 @@ type Daemon struct {
 	Secrets Secrets // nil: the host has no secrets support wired
 	Notify  *notify.Notifier
 	Version string
-	// Now returns the current time; tests replace it.
+	// Now returns the wall-clock time, for people; tests replace it.
+	// Deadlines never use it (see Clock).
 	Now func() time.Time
+	// Clock measures deadlines that survive restarts and clock jumps.
+	Clock boot.Clock
 	// Hooks lets other parts (metrics, exit node) observe passes.
 	Hooks Hooks
 	// SelfPath is this program's executable. When a deployment brings a
@@ -59,6 +69,9 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	st       *state.State
+	flight   *journal.Flight // the open deployment, nil when none
+	jrnl     *journal.Journal
+	lock     *state.Lock
 	phase    string
 	nextPoll time.Time
 	passes   uint64
@@ -70,8 +83,10 @@ type Daemon struct {
 	poke     chan struct{} // wakes the newer-commit watcher during a build
 	reload   chan struct{}
 	extra    func(*status.Status)
-	passLock sync.Mutex // serialises passes with manual rollbacks
+	passLock sync.Mutex // serialises recovery, passes and manual rollbacks
 	restart  bool
+	// recovered is set once the start-up recovery ran.
+	recovered bool
 	// nextConfig is a reloaded config waiting for the next pass.
 	nextConfig *config.Config
 }
@@ -95,12 +110,18 @@ func (d *Daemon) now() time.Time {
 	return time.Now()
 }
 
-// Run loads state, opens the local API, reports READY and reconciles until
-// ctx ends.
+// ErrRestart asks the caller to exit so the service manager starts the
+// agent the new system ships.
+var ErrRestart = errors.New("restarting into the newly deployed agent")
+
+// Run takes the state directory, cleans up after any crash, opens the
+// local API, reports READY and reconciles until ctx ends. The first thing
+// the loop does is finish or undo a deployment a previous process left.
 func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.prepare(); err != nil {
 		return err
 	}
+	defer d.close()
 	ln, err := localapi.Listen(d.Config.SocketPath(), d.Config.API.Group)
 	if err != nil {
 		return err
@@ -110,7 +131,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- api.Serve(ctx, ln) }()
-	go d.Notify.Watchdog(ctx)
+	d.Notify.StartWatchdog(ctx)
 	go d.watch(ctx)
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
@@ -128,41 +149,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// ErrRestart asks the caller to exit so the service manager starts the
-// agent the new system ships.
-var ErrRestart = errors.New("restarting into the newly deployed agent")
-
-// prepare creates directories and loads the state file.
-func (d *Daemon) prepare() error {
-	d.trigger = make(chan struct{}, 1)
-	d.poke = make(chan struct{}, 1)
-	d.reload = make(chan struct{}, 1)
-	if d.Notify == nil {
-		d.Notify = &notify.Notifier{}
-	}
-	if err := os.MkdirAll(d.Config.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state dir: %w", err)
-	}
-	if err := os.MkdirAll(d.Config.RuntimeDir, 0o755); err != nil {
-		return fmt.Errorf("creating runtime dir: %w", err)
-	}
-	// A kill -9 during a write leaves its temporary file; the rename never
-	// happened, so the state file itself is whole.
-	stale, _ := filepath.Glob(filepath.Join(d.Config.StateDir, ".state.json.tmp-*"))
-	for _, f := range stale {
-		os.Remove(f)
-	}
-	st, err := state.Load(d.Config.StatePath())
-	if err != nil {
-		return fmt.Errorf("%w (the file is written atomically, so this is disk damage; move it away to start fresh)", err)
-	}
-	d.st = st
-	if st.LastError != nil {
-		d.lastErr = describe(st.LastError)
-	}
-	return nil
-}
-
 // setPhase records the state shown by status and tells systemd.
 func (d *Daemon) setPhase(p, detail string) {
 	d.mu.Lock()
@@ -173,6 +159,7 @@ func (d *Daemon) setPhase(p, detail string) {
 		line += ": " + detail
 	}
 	d.Notify.Status(line)
+	d.Notify.Beat()
 }
 
 // save writes the state file; a failure to write is logged loudly because
@@ -210,27 +197,4 @@ func short(c string) string {
 		return c[:12]
 	}
 	return c
-}
-
-// errStalled marks failures that belong to the commit: not retried.
-var errStalled = errors.New("stalled")
-
-// installCurrentSecrets installs the running system's secrets at start-up:
-// after a reboot the RAM filesystem is empty.
-func (d *Daemon) installCurrentSecrets(ctx context.Context) {
-	if d.Secrets == nil {
-		return
-	}
-	cur := resolve(d.Config.Deploy.CurrentSystem)
-	if cur == "" {
-		return
-	}
-	r, err := d.Secrets.Install(ctx, cur)
-	if err != nil {
-		d.Log.Error().Err(err).Str("phase", "secrets").Str("storePath", cur).Msg("installing the running system's secrets")
-		return
-	}
-	if r.Generation != "" {
-		d.Log.Info().Str("phase", "secrets").Str("generation", r.Generation).Msg("installed the running system's secrets")
-	}
 }

@@ -4,125 +4,199 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
+	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
-// activateTimeout bounds one run of switch-to-configuration.
-const activateTimeout = 30 * time.Minute
+// step is one journaled step of a flight. intent, when set, fills in what
+// the step's intent record must carry before its side effect starts.
+type step struct {
+	name   string
+	intent func(f *journal.Flight)
+	run    func(ctx context.Context, f *journal.Flight) error
+}
 
-// deploy turns the host into t: evaluate, build, install secrets, activate
-// and confirm. Any failure before activation leaves the host untouched.
-func (d *Daemon) deploy(ctx context.Context, t target) passResult {
-	start := d.now()
-	log := d.Log.With().Str("commit", t.commit).Str("branch", t.branch).Logger()
-	ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
-	log.Info().Str("phase", "evaluate").Str("action", t.action).
-		Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput)).Msg("deploying")
+// errUpToDate ends a flight early: the target is what runs.
+var errUpToDate = errors.New("up to date")
 
-	current := resolve(d.Config.Deploy.CurrentSystem)
-	out, running, err := d.build(ctx, t, ref, current)
-	if err != nil {
-		return d.fail(ctx, d.phaseOf(err), t.commit, err)
+// steps are a deployment's steps, in order.
+func (d *Daemon) steps() []step {
+	return []step{
+		{name: journal.StepEvaluate, run: d.evaluate},
+		{name: journal.StepBuild, run: d.build},
+		{name: journal.StepSecrets, run: d.installSecrets},
+		{name: journal.StepProfile, run: d.setProfile},
+		{name: journal.StepSwitch, intent: d.switchIntent, run: d.switchTo},
+		{name: journal.StepConfirm, intent: d.confirmIntent, run: d.confirm},
 	}
-	if running {
-		return d.upToDate(t, out, start)
-	}
-	var sec SecretsResult
-	if d.Secrets != nil {
-		d.setPhase(status.Activating, "installing secrets for "+short(t.commit))
-		s := d.now()
-		sec, err = d.Secrets.Install(ctx, out)
-		d.observe("secrets", err, s)
-		if err != nil {
-			return d.fail(ctx, "secrets", t.commit, fmt.Errorf("%w: %w", err, errStalled))
+}
+
+// stepsFrom returns the steps from the one named on.
+func (d *Daemon) stepsFrom(name string) []step {
+	all := d.steps()
+	for i, s := range all {
+		if s.name == name {
+			return all[i:]
 		}
 	}
-	p := d.pending(t, out, current, sec)
-	if err := d.activate(ctx, p, out, t.action); err != nil {
-		return d.rollback(ctx, p, "activate", err)
-	}
-	return d.confirm(ctx, p, sec)
+	return nil
 }
 
-// build evaluates and, unless the result is what runs (current) and the
-// action switches to it, builds. running reports that nothing was built.
-func (d *Daemon) build(ctx context.Context, t target, ref, current string) (out string, running bool, err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	select {
-	case <-d.poke: // triggers before this build began are not news
-	default:
-	}
-	go d.watchNewer(ctx, cancel, t)
-
-	d.setPhase(status.Evaluating, short(t.commit))
-	s := d.now()
-	evalCtx, cancelEval := context.WithTimeout(ctx, d.Config.Deploy.EvalTimeout.D())
-	ev, err := d.Nix.Evaluate(evalCtx, ref, d.Config.FlakeOutput)
-	cancelEval()
-	d.observe("evaluate", err, s)
+// deploy turns the host into t: a new flight through every step.
+func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult {
+	f, err := d.begin(t, reason)
 	if err != nil {
-		return "", false, d.classify(ctx, "evaluating", err)
+		return d.fail(ctx, "deploy", t.commit, err)
 	}
-	if ev.OutPath == current && t.action != "boot" {
-		d.observeSkip("build")
-		return ev.OutPath, true, nil
-	}
-	d.setPhase(status.Building, short(t.commit)+" → "+ev.OutPath)
-	s = d.now()
-	root := filepath.Join(d.gcRootDir(), "system-"+strconv.FormatInt(s.Unix(), 10)+"-"+short(t.commit))
-	buildCtx, cancelBuild := context.WithTimeout(ctx, d.Config.Deploy.BuildTimeout.D())
-	out, err = d.Nix.Build(buildCtx, ev, root)
-	cancelBuild()
-	d.observe("build", err, s)
-	if err != nil {
-		return "", false, d.classify(ctx, "building", err)
-	}
-	if err := rebuild.PruneGCRoots(d.gcRootDir(), d.Config.Deploy.KeepGCRoots); err != nil {
-		d.Log.Warn().Err(err).Msg("pruning GC roots")
-	}
-	d.Log.Info().Str("commit", t.commit).Str("phase", "build").Str("storePath", out).
-		Dur("durationMs", d.now().Sub(s)).Msg("built")
-	return out, false, nil
+	ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
+	d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
+		Str("phase", journal.StepEvaluate).Str("action", t.action).
+		Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput)).Msg("deploying")
+	return d.run(ctx, f, d.steps())
 }
 
-// errSuperseded cancels a build when a newer commit arrived.
+// run performs steps in order, each journaled before and after.
+func (d *Daemon) run(ctx context.Context, f *journal.Flight, steps []step) passResult {
+	for _, s := range steps {
+		if s.intent != nil {
+			s.intent(f)
+		}
+		if err := d.record(f, s.name, journal.Intent); err != nil {
+			return d.abort(ctx, f, s.name, err)
+		}
+		start := d.now()
+		err := s.run(ctx, f)
+		if errors.Is(err, errUpToDate) {
+			d.observeSkip(journal.StepBuild)
+			return d.end(ctx, f, resultUpToDate, nil)
+		}
+		if s.name != journal.StepProfile { // part of activation for metrics
+			d.observe(s.name, err, start)
+		}
+		if err == nil {
+			err = d.record(f, s.name, journal.Done)
+		}
+		if err != nil {
+			return d.abort(ctx, f, s.name, err)
+		}
+	}
+	return d.end(ctx, f, resultDeployed, nil)
+}
+
+// abort handles a failed step by its class and by what the step changed.
+// A stop leaves the flight open for the next start to settle; a failure
+// before the switch changed nothing that stays; from the switch on, the
+// previous system comes back.
+func (d *Daemon) abort(ctx context.Context, f *journal.Flight, name string, err error) passResult {
+	class := classify(ctx, err)
+	f.Cause, f.Class, f.FailedStep = err.Error(), string(class), name
+	switch {
+	case class == fault.Shutdown:
+		d.Log.Info().Str("commit", f.Commit).Str("phase", name).Uint64("flight", f.ID).
+			Msg("stopping in the middle of a deployment; the next start resumes it")
+		return passResult{result: resultInterrupted, err: err, class: class}
+	case class == fault.Superseded:
+		return d.end(ctx, f, resultSuperseded, err)
+	case name == journal.StepSwitch || name == journal.StepConfirm:
+		return d.rollback(ctx, f, err)
+	case name == journal.StepProfile:
+		d.undoProfile(ctx, f)
+		d.undoSecrets(ctx, f)
+	}
+	return d.end(ctx, f, resultFailed, err)
+}
+
+// evaluate finds the target's store path; when it is what runs, the flight
+// ends there.
+func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
+	d.setPhase(status.Evaluating, short(f.Commit))
+	pctx, stop := d.preemptible(ctx, f)
+	defer stop()
+	timeout := d.Config.Deploy.EvalTimeout.D()
+	ectx, cancel := context.WithTimeout(pctx, timeout)
+	defer cancel()
+	release := d.Notify.Hold(timeout)
+	ev, err := d.Nix.Evaluate(ectx, rebuild.FlakeRef(d.Config.RepoDir(), f.Branch, f.Commit), d.Config.FlakeOutput)
+	release()
+	if err != nil {
+		return d.nixFault(ctx, pctx, err)
+	}
+	f.StorePath, f.DrvPath = ev.OutPath, ev.DrvPath
+	if ev.OutPath == resolve(d.Config.Deploy.CurrentSystem) && f.Action != "boot" {
+		return errUpToDate
+	}
+	return nil
+}
+
+// build realises the target under a GC root named by the flight, so no
+// clock decides which roots are old.
+func (d *Daemon) build(ctx context.Context, f *journal.Flight) error {
+	d.setPhase(status.Building, short(f.Commit)+" → "+f.StorePath)
+	pctx, stop := d.preemptible(ctx, f)
+	defer stop()
+	timeout := d.Config.Deploy.BuildTimeout.D()
+	bctx, cancel := context.WithTimeout(pctx, timeout)
+	defer cancel()
+	f.GCRoot = filepath.Join(d.gcRootDir(), rebuild.GCRootName(f.ID, short(f.Commit)))
+	release := d.Notify.Hold(timeout)
+	start := d.now()
+	out, err := d.Nix.Build(bctx, rebuild.Evaluation{DrvPath: f.DrvPath, OutPath: f.StorePath}, f.GCRoot)
+	release()
+	if err != nil {
+		return d.nixFault(ctx, pctx, err)
+	}
+	f.StorePath = out
+	d.pruneGCRoots()
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepBuild).Str("storePath", out).
+		Dur("durationMs", d.now().Sub(start)).Msg("built")
+	return nil
+}
+
+// errSuperseded cancels an evaluation or build when a newer commit arrived.
 var errSuperseded = errors.New("superseded by a newer commit")
 
-// classify wraps an eval/build error: a newer commit's cancellation and
-// transient nix trouble are retried; anything else belongs to the commit.
-func (d *Daemon) classify(ctx context.Context, what string, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errSuperseded) {
-		return fmt.Errorf("%s: %w", what, cause)
+// preemptible returns a context that a newer commit on f's branch cancels.
+func (d *Daemon) preemptible(ctx context.Context, f *journal.Flight) (context.Context, func()) {
+	pctx, cancel := context.WithCancelCause(ctx)
+	select {
+	case <-d.poke: // triggers before this step began are not news
+	default:
 	}
-	// rebuild's errors already say "evaluating <output>" or "building <drv>".
-	if ctx.Err() != nil || rebuild.IsTransient(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", err, errStalled)
+	go d.watchNewer(pctx, cancel, f.Branch, f.Commit)
+	return pctx, func() { cancel(nil) }
 }
 
-func (d *Daemon) phaseOf(err error) string {
-	switch {
-	case errors.Is(err, rebuild.ErrEval):
-		return "evaluate"
-	case errors.Is(err, rebuild.ErrBuild):
-		return "build"
+// nixFault classifies an evaluation or build error where it arose.
+func (d *Daemon) nixFault(ctx, pctx context.Context, err error) error {
+	if cause := context.Cause(pctx); errors.Is(cause, errSuperseded) {
+		return fault.New(fault.Superseded, fmt.Errorf("%w: %w", cause, err))
 	}
-	return "build"
+	var ce *rebuild.CommandError
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return fault.New(fault.Shutdown, err)
+	case rebuild.IsTransient(err):
+		return fault.New(fault.Transient, err)
+	case errors.As(err, &ce) && errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+		// Killed by nobody the agent knows: the kernel's OOM killer.
+		return fault.New(fault.Host, fmt.Errorf("%w (killed: out of memory?)", err))
+	case errors.Is(err, rebuild.ErrEval), errors.Is(err, rebuild.ErrBuild), errors.Is(err, context.DeadlineExceeded):
+		return fault.New(fault.Commit, err)
+	}
+	return fault.New(fault.Transient, err)
 }
 
 // watchNewer polls the remote while a long eval or build runs and cancels
 // it when the target branch moved on.
-func (d *Daemon) watchNewer(ctx context.Context, cancel context.CancelCauseFunc, t target) {
+func (d *Daemon) watchNewer(ctx context.Context, cancel context.CancelCauseFunc, branch, commit string) {
 	interval := d.Config.PollInterval.D()
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
@@ -134,8 +208,8 @@ func (d *Daemon) watchNewer(ctx context.Context, cancel context.CancelCauseFunc,
 		case <-d.poke:
 		}
 		res, err := d.Git.Fetch(ctx)
-		if err == nil && res.Heads[t.branch] != "" && res.Heads[t.branch] != t.commit {
-			d.Log.Info().Str("commit", t.commit).Str("newer", res.Heads[t.branch]).Msg("a newer commit arrived; cancelling")
+		if err == nil && res.Heads[branch] != "" && res.Heads[branch] != commit {
+			d.Log.Info().Str("commit", commit).Str("newer", res.Heads[branch]).Msg("a newer commit arrived; cancelling")
 			d.Trigger()
 			cancel(errSuperseded)
 			return
@@ -144,119 +218,84 @@ func (d *Daemon) watchNewer(ctx context.Context, cancel context.CancelCauseFunc,
 	}
 }
 
-func (d *Daemon) gcRootDir() string { return filepath.Join(d.Config.StateDir, "gcroots") }
-
-// upToDate records that the commit's system is what runs already.
-func (d *Daemon) upToDate(t target, out string, start time.Time) passResult {
-	gen, _, _ := rebuild.ProfileGeneration(d.Config.Deploy.Profile)
-	dep := state.Deployment{Commit: t.commit, Branch: t.branch, Action: t.action, StorePath: out, Generation: gen,
-		Result: "up-to-date", Time: d.now(), Duration: d.now().Sub(start)}
-	d.mu.Lock()
-	if d.st.Deployed != nil {
-		dep.SecretsGen = d.st.Deployed.SecretsGen
+// installSecrets decrypts the target's secrets into a new generation and
+// makes it current. The secrets implementation classifies its failures.
+func (d *Daemon) installSecrets(ctx context.Context, f *journal.Flight) error {
+	if d.Secrets == nil {
+		return nil
 	}
-	d.st.Deployed = &dep
-	if t.branch == d.Config.Repository.Branch {
-		d.st.LastMain = t.commit
-	}
-	d.st.LastError = nil
-	d.lastErr = ""
-	d.st.Record(dep)
-	d.mu.Unlock()
-	d.save()
-	d.Log.Info().Str("commit", t.commit).Str("phase", "evaluate").Str("storePath", out).
-		Str("result", "up-to-date").Msg("system already up to date; nothing to build or switch")
-	d.setPhase(status.Idle, "up to date at "+short(t.commit))
-	return passResult{result: "up-to-date"}
-}
-
-// pending writes the record that lets a restarted agent finish the job.
-func (d *Daemon) pending(t target, out, current string, sec SecretsResult) *state.Pending {
-	d.mu.Lock()
-	p := &state.Pending{
-		Deployment: state.Deployment{Commit: t.commit, Branch: t.branch, Action: t.action,
-			StorePath: out, SecretsGen: sec.Generation, Result: "pending", Time: d.now()},
-		Previous:       d.st.Deployed,
-		PreviousSystem: current,
-		Deadline:       d.now().Add(activateTimeout + d.Config.Deploy.ConfirmTimeout.D()),
-	}
-	if sec.Previous != "" {
-		// Also without a recorded deployment: the generation installed for
-		// the running system at start-up is what a rollback returns to.
-		var prev state.Deployment
-		if p.Previous != nil {
-			prev = *p.Previous
-		}
-		prev.SecretsGen = sec.Previous
-		p.Previous = &prev
-	}
-	d.st.Pending = p
-	d.mu.Unlock()
-	d.save()
-	return p
-}
-
-// activate sets the profile and runs switch-to-configuration, the way
-// nixos-rebuild does, then records that it returned.
-func (d *Daemon) activate(ctx context.Context, p *state.Pending, out, action string) error {
-	d.setPhase(status.Activating, short(p.Commit)+" ("+action+")")
-	s := d.now()
-	actx, cancel := context.WithTimeout(ctx, activateTimeout)
-	defer cancel()
-	err := d.Nix.Activate(actx, out, d.activation(action, p.Commit))
-	d.observe("activate", err, s)
+	d.setPhase(status.Activating, "installing secrets for "+short(f.Commit))
+	r, err := d.Secrets.Install(ctx, f.StorePath)
 	if err != nil {
 		return err
 	}
-	gen, _, _ := rebuild.ProfileGeneration(d.Config.Deploy.Profile)
-	d.mu.Lock()
-	p.Activated = true
-	p.Generation = gen
-	p.Deadline = d.now().Add(d.Config.Deploy.ConfirmTimeout.D())
-	d.mu.Unlock()
-	d.save()
-	d.Log.Info().Str("commit", p.Commit).Str("phase", "activate").Str("action", action).
-		Int("generation", gen).Dur("durationMs", d.now().Sub(s)).Msg("activated")
+	f.Secrets, f.RestartUnits, f.ReloadUnits = r.Generation, r.Restart, r.Reload
 	return nil
 }
 
-func (d *Daemon) activation(action, commit string) rebuild.Activation {
+// setProfile points the system profile at the target (not for test, which
+// leaves the profile alone). Its failure is never the commit's.
+func (d *Daemon) setProfile(ctx context.Context, f *journal.Flight) error {
+	if f.Action == "test" {
+		return nil
+	}
+	d.setPhase(status.Activating, short(f.Commit)+" (profile)")
+	if err := d.Nix.SetProfile(ctx, d.Config.Deploy.Profile, f.StorePath); err != nil {
+		if fault.IsHostTrouble(err) {
+			return fault.New(fault.Host, err)
+		}
+		return fault.New(fault.Transient, err)
+	}
+	f.Generation = d.generation()
+	return nil
+}
+
+// switchIntent names the switch unit and its deadline before it starts.
+func (d *Daemon) switchIntent(f *journal.Flight) {
+	f.Unit = fmt.Sprintf("avalanche-switch-%d", f.ID)
+	f.SwitchBy = d.Clock.After(d.Config.Deploy.SwitchTimeout.D())
+}
+
+// switchTo runs switch-to-configuration. It is not cancelled by a stop: a
+// switch cut short leaves a half-switched host, so the agent lets it end
+// (within deploy.switchTimeout) and the next start confirms it.
+func (d *Daemon) switchTo(ctx context.Context, f *journal.Flight) error {
+	d.setPhase(status.Activating, short(f.Commit)+" ("+f.Action+")")
+	timeout := d.Config.Deploy.SwitchTimeout.D()
+	release := d.Notify.Hold(timeout)
+	defer release()
+	a := d.activation(f.Action, f.Unit)
+	a.ProfileSet = true
+	start := d.now()
+	if err := d.Nix.Activate(context.WithoutCancel(ctx), f.StorePath, a); err != nil {
+		if rem, _ := d.Clock.Remaining(f.SwitchBy); rem <= 0 {
+			err = fmt.Errorf("switch-to-configuration ran longer than deploy.switchTimeout (%s): %w", timeout, err)
+		}
+		return fault.New(fault.Commit, err)
+	}
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepSwitch).Str("action", f.Action).
+		Int("generation", f.Generation).Dur("durationMs", d.now().Sub(start)).Msg("activated")
+	return nil
+}
+
+func (d *Daemon) activation(action, unit string) rebuild.Activation {
 	return rebuild.Activation{
 		Action:     action,
 		Profile:    d.Config.Deploy.Profile,
 		SystemdRun: d.Config.Deploy.SystemdRunEnabled(),
-		Unit:       "avalanche-switch-" + short(commit),
+		Unit:       unit,
+		Timeout:    d.Config.Deploy.SwitchTimeout.D(),
 	}
 }
 
-// resolve follows a symlink chain to its final target; "" when absent.
-func resolve(p string) string {
-	r, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return ""
-	}
-	return r
-}
-
-// exists reports whether p exists.
-func exists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
+// generation returns the system profile's generation number, 0 if unknown.
+func (d *Daemon) generation() int {
+	g, _, _ := rebuild.ProfileGeneration(d.Config.Deploy.Profile)
+	return g
 }
 
 func (d *Daemon) observeSkip(phase string) {
 	if d.Hooks.Phase != nil {
 		d.Hooks.Phase(phase, "skipped", 0)
 	}
-}
-
-// hostTrouble reports errors that belong to the host, not to the commit:
-// no room on a disk or in memory, a read-only file system. They are retried.
-func hostTrouble(err error) bool {
-	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.ENOMEM} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }

@@ -29,9 +29,10 @@ func (d *Daemon) Trigger() {
 	}
 }
 
-// loop runs passes on the poll timer and on triggers until ctx ends.
+// loop runs passes on the poll timer and on triggers until ctx ends; the
+// first, at once, starts by recovering what a previous process left. It beats the watchdog while it
+// waits, so a loop that stops coming round stops the pings.
 func (d *Daemon) loop(ctx context.Context) {
-	d.resumePending(ctx) // its outcome is recorded and logged like any pass
 	failures := 0
 	for first := true; ; first = false {
 		wait := d.nextWait(failures)
@@ -41,25 +42,43 @@ func (d *Daemon) loop(ctx context.Context) {
 		d.mu.Lock()
 		d.nextPoll = d.now().Add(wait)
 		d.mu.Unlock()
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !d.wait(ctx, wait) {
 			d.failWaiters(ctx.Err())
 			return
-		case <-timer.C:
-		case <-d.trigger:
-			timer.Stop()
-			d.coalesce(ctx)
 		}
 		res := d.runPass(ctx)
 		if res.result == "deployed" && d.agentUpgraded() {
 			return
 		}
-		if res.transient {
+		if res.class.Retried() {
 			failures++
 		} else {
 			failures = 0
+		}
+	}
+}
+
+// beatEvery is how often a waiting loop tells the watchdog it is alive;
+// well under any sensible WatchdogSec.
+const beatEvery = 5 * time.Second
+
+// wait sleeps until the timer or a (coalesced) trigger; false when ctx ended.
+func (d *Daemon) wait(ctx context.Context, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	beat := time.NewTicker(beatEvery)
+	defer beat.Stop()
+	for {
+		d.Notify.Beat()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-beat.C:
+		case <-timer.C:
+			return true
+		case <-d.trigger:
+			d.coalesce(ctx)
+			return ctx.Err() == nil
 		}
 	}
 }
@@ -105,6 +124,9 @@ func (d *Daemon) nextWait(failures int) time.Duration {
 func (d *Daemon) runPass(ctx context.Context) passResult {
 	d.passLock.Lock()
 	defer d.passLock.Unlock()
+	if res, ok := d.recover(ctx); !ok {
+		return res // nothing else runs before a deployment left open is settled
+	}
 	d.applyConfig()
 	d.mu.Lock()
 	waiters := d.waiters
@@ -118,7 +140,7 @@ func (d *Daemon) runPass(ctx context.Context) passResult {
 	res := d.pass(ctx, force)
 	sr := status.SyncResult{Pass: n, OK: res.err == nil, Result: res.result}
 	if res.err != nil {
-		sr.Error = cleanErr(res.err)
+		sr.Error = res.err.Error()
 	}
 	for _, w := range waiters {
 		w <- sr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
@@ -13,9 +14,9 @@ import (
 
 // passResult is what one pass ended with.
 type passResult struct {
-	result    string // unchanged, up-to-date, deployed, refused, failed, rolled-back, suspended
-	err       error
-	transient bool
+	result string // unchanged, up-to-date, deployed, refused, failed, rolled-back, suspended, interrupted
+	err    error
+	class  fault.Class // of err; "" on success
 }
 
 // target is the commit a pass wants the host to run.
@@ -25,23 +26,28 @@ type target struct {
 	action string
 }
 
-// pass is one reconcile: fetch, verify, then deploy the chosen target.
+// pass is one reconcile: fetch, verify, compare what runs with what was
+// deployed, then deploy the chosen target when there is something to do.
 func (d *Daemon) pass(ctx context.Context, force bool) passResult {
-	heads, changed, err := d.fetch(ctx)
+	heads, err := d.fetch(ctx)
 	if err != nil {
-		return d.fail(ctx, "fetch", "", err)
+		// Every fetch failure is retried: a network outage ends, and a
+		// rotated token or deploy key gets fixed without a restart.
+		return d.fail(ctx, "fetch", "", fault.New(fault.Transient, err))
 	}
+	d.setPhase(status.Verifying, short(heads[d.Config.Repository.Branch]))
 	t, err := d.choose(ctx, heads, force)
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
 	}
+	repair := d.checkDrift()
 	d.mu.Lock()
 	deployed := d.st.Deployed
 	suspended := d.st.Suspended
 	bad := d.st.IsBad(t.commit)
 	d.mu.Unlock()
 	switch {
-	case deployed != nil && deployed.Commit == t.commit && !force:
+	case deployed != nil && deployed.Commit == t.commit && !force && !repair:
 		d.idle()
 		return passResult{result: "unchanged"}
 	case suspended:
@@ -49,24 +55,30 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 		return passResult{result: "suspended"}
 	case bad != nil && !force:
 		d.setPhase(status.Failed, "refusing "+short(t.commit)+": "+bad.Reason)
-		return passResult{result: "refused", err: fmt.Errorf("commit %s is refused (%s failed: %s); push a new commit or use sync --force", short(t.commit), bad.Phase, bad.Reason)}
+		err := fmt.Errorf("commit %s is refused (%s failed: %s); push a new commit or use sync --force", short(t.commit), bad.Phase, bad.Reason)
+		return passResult{result: "refused", err: err, class: fault.Commit}
 	}
 	if force && bad != nil {
 		d.update(func(st *state.State) { st.ForgetBad(t.commit) })
 	}
-	_ = changed
-	return d.deploy(ctx, t)
+	reason := "commit"
+	if deployed != nil && deployed.Commit == t.commit && !force {
+		reason = "drift"
+	}
+	return d.deploy(ctx, t, reason)
 }
 
 // fetch brings the tracked branches up to date.
-func (d *Daemon) fetch(ctx context.Context) (map[string]string, bool, error) {
+func (d *Daemon) fetch(ctx context.Context) (map[string]string, error) {
 	d.setPhase(status.Fetching, "")
 	start := d.now()
+	release := d.Notify.Hold(d.Config.Repository.FetchTimeout.D())
 	res, err := d.Git.Fetch(ctx)
+	release()
 	d.observe("fetch", err, start)
 	if err != nil {
 		d.countFetch("error")
-		return nil, false, err
+		return nil, err
 	}
 	result := "unchanged"
 	if res.Changed {
@@ -81,7 +93,7 @@ func (d *Daemon) fetch(ctx context.Context) (map[string]string, bool, error) {
 		d.Log.Info().Str("commit", main).Str("phase", "fetch").Bool("recloned", res.Recloned).
 			Dur("durationMs", d.now().Sub(start)).Msg("fetched new commits")
 	}
-	return res.Heads, res.Changed, nil
+	return res.Heads, nil
 }
 
 // choose verifies the fetched heads and picks what to deploy: the testing
@@ -92,24 +104,10 @@ func (d *Daemon) choose(ctx context.Context, heads map[string]string, force bool
 	main := heads[repo.Branch]
 	t := target{commit: main, branch: repo.Branch, action: d.Config.Deploy.Action}
 	if main == "" {
-		return t, fmt.Errorf("branch %q does not exist on the remote: %w", repo.Branch, errStalled)
+		return t, fault.New(fault.Commit, fmt.Errorf("branch %q does not exist on the remote", repo.Branch))
 	}
-	d.mu.Lock()
-	last := d.st.LastMain
-	d.mu.Unlock()
-	if last != "" && last != main {
-		ok, err := d.Git.IsAncestor(ctx, last, main)
-		if err != nil {
-			return t, fmt.Errorf("checking ancestry of %s: %w", short(main), err)
-		}
-		switch {
-		case !ok && force:
-			d.Log.Warn().Str("commit", main).Str("phase", "verify").Str("deployed", last).
-				Msg("accepting a rewritten main history (sync --force)")
-		case !ok:
-			return t, fmt.Errorf("%s was force-pushed: %s does not descend from the deployed %s; refusing to deploy it "+
-				"(if the rewrite was on purpose: avalanche-agent sync --force): %w", repo.Branch, short(main), short(last), errStalled)
-		}
+	if err := d.checkAncestry(ctx, main, force); err != nil {
+		return t, err
 	}
 	if err := d.verifySignature(ctx, main); err != nil {
 		return t, err
@@ -121,17 +119,49 @@ func (d *Daemon) choose(ctx context.Context, heads map[string]string, force bool
 	return d.chooseTesting(ctx, t, tb)
 }
 
+// checkAncestry refuses a main that does not descend from the last main
+// commit deployed, unless the operator forces it. A last commit the
+// repository no longer has (recloned from a rewritten remote) is a
+// rewrite like any other.
+func (d *Daemon) checkAncestry(ctx context.Context, main string, force bool) error {
+	d.mu.Lock()
+	last := d.st.LastMain
+	d.mu.Unlock()
+	if last == "" || last == main {
+		return nil
+	}
+	ok, err := d.Git.IsAncestor(ctx, last, main)
+	switch {
+	case errors.Is(err, gitsync.ErrUnknownCommit):
+		ok = false
+	case err != nil:
+		return fmt.Errorf("checking ancestry of %s: %w", short(main), err)
+	}
+	branch := d.Config.Repository.Branch
+	switch {
+	case ok:
+		return nil
+	case force:
+		d.Log.Warn().Str("commit", main).Str("phase", "verify").Str("deployed", last).
+			Msg("accepting a rewritten main history (sync --force)")
+		return nil
+	default:
+		return fault.New(fault.Commit, fmt.Errorf("%s was force-pushed: %s does not descend from the deployed %s; refusing to deploy it "+
+			"(if the rewrite was on purpose: avalanche-agent sync --force)", branch, short(main), short(last)))
+	}
+}
+
 // chooseTesting returns the testing target when tb contains main and is
 // acceptable, else main's target.
 func (d *Daemon) chooseTesting(ctx context.Context, main target, tb string) (target, error) {
 	onTop, err := d.Git.IsAncestor(ctx, main.commit, tb)
-	if err != nil {
+	if err != nil && !errors.Is(err, gitsync.ErrUnknownCommit) {
 		return main, fmt.Errorf("checking ancestry of %s: %w", short(tb), err)
 	}
 	d.mu.Lock()
-	bad := d.st.IsBad(tb) != nil
+	skip := d.st.IsBad(tb) != nil || d.st.TestUndone == tb
 	d.mu.Unlock()
-	if !onTop || bad {
+	if !onTop || skip {
 		if !onTop {
 			d.Log.Warn().Str("commit", tb).Str("branch", d.Config.Repository.TestingBranch).
 				Msg("testing branch does not contain main's commit; deploying main")
@@ -155,32 +185,28 @@ func (d *Daemon) verifySignature(ctx context.Context, commit string) error {
 		if gitsync.IsTransient(err) {
 			return err
 		}
-		return fmt.Errorf("%w: %w", err, errStalled)
+		return fault.New(fault.Commit, err)
 	}
 	d.Log.Debug().Str("commit", commit).Str("signer", signer).Msg("signature verified")
 	return nil
 }
 
-// fail records a failed phase. Stalled failures belong to the commit and
-// mark it bad; others are transient and retried with backoff.
+// fail records a failure outside a deployment (fetch, verify). Only a
+// commit fault marks the commit; the rest is retried with backoff.
 func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) passResult {
-	// Fetch failures are all retried with backoff: a network outage ends,
-	// and a rotated token or deploy key gets fixed without a restart. A full
-	// or read-only disk is the host's trouble in any phase, not the commit's.
-	transient := phase == "fetch" || hostTrouble(err) || (!errors.Is(err, errStalled) && ctx.Err() == nil)
-	msg := cleanErr(err)
-	f := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: transient}
-	ev := d.Log.Error()
-	if transient {
-		ev = d.Log.Warn()
+	class := classify(ctx, err)
+	msg := err.Error()
+	f := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: class.Retried(), Class: string(class)}
+	d.logFailure(phase, commit, class, msg)
+	if class == fault.Shutdown {
+		return passResult{result: "interrupted", err: err, class: class}
 	}
-	ev.Str("phase", phase).Str("commit", commit).Str("result", "failed").Bool("transient", transient).Msg(msg)
 	d.mu.Lock()
 	same := d.st.LastError != nil && d.st.LastError.Message == msg && d.st.LastError.Commit == commit
 	d.st.LastError = f
-	commitFailed := !transient && commit != ""
 	dep := state.Deployment{Commit: commit, Result: "failed", Error: msg, Time: d.now()}
-	if commitFailed && !same {
+	verdict := class.Verdict() && commit != ""
+	if verdict && !same {
 		d.st.MarkBad(commit, phase, msg, d.now())
 		d.st.Record(dep)
 	}
@@ -189,11 +215,32 @@ func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) pass
 	d.setPhase(status.Failed, d.lastErr)
 	if !same {
 		d.save() // an unchanged failure is not rewritten on every poll
-		if commitFailed {
+		if verdict {
 			d.postDeploy(ctx, dep, err)
 		}
 	}
-	return passResult{result: "failed", err: err, transient: transient}
+	return passResult{result: "failed", err: err, class: class}
+}
+
+func (d *Daemon) logFailure(phase, commit string, class fault.Class, msg string) {
+	ev := d.Log.Error()
+	if !class.Verdict() {
+		ev = d.Log.Warn()
+	}
+	ev.Str("phase", phase).Str("commit", commit).Str("result", "failed").Str("class", string(class)).
+		Bool("transient", class.Retried()).Msg(msg)
+}
+
+// classify returns err's class; a failure while the agent stops is a
+// shutdown whatever else it says.
+func classify(ctx context.Context, err error) fault.Class {
+	if ctx.Err() != nil {
+		return fault.Shutdown
+	}
+	if fault.IsHostTrouble(err) {
+		return fault.Host
+	}
+	return fault.Of(err)
 }
 
 // idle marks the end of a pass with nothing to do.
@@ -208,16 +255,6 @@ func (d *Daemon) idle() {
 		d.mu.Unlock()
 	}
 	d.setPhase(status.Idle, "")
-}
-
-// cleanErr strips the internal stalled marker from an error's text.
-func cleanErr(err error) string {
-	s := err.Error()
-	const suffix = ": " + "stalled"
-	for len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix {
-		s = s[:len(s)-len(suffix)]
-	}
-	return s
 }
 
 func (d *Daemon) observe(phase string, err error, start time.Time) {

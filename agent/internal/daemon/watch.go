@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 
 	"github.com/fsnotify/fsnotify"
@@ -132,7 +133,7 @@ func repoWatchDirs(c *config.Config) []string {
 	}
 	root := localPath(c.Repository.URL)
 	gitDir := root
-	if exists(filepath.Join(root, ".git")) {
+	if _, err := os.Lstat(filepath.Join(root, ".git")); err == nil {
 		gitDir = filepath.Join(root, ".git")
 	}
 	dirs := []string{gitDir, filepath.Join(gitDir, "refs", "heads")}

@@ -34,9 +34,22 @@ type State struct {
 	Deployed *Deployment `json:"deployed,omitempty"`
 	// LastMain is the last main commit deployed; a new main tip must descend from it.
 	LastMain string `json:"lastMain,omitempty"`
-	// Pending is an activation not yet confirmed healthy. After a restart the
-	// agent resumes from it: confirm, or roll back.
+	// Base is the last deployment made to last (switch or boot): what a
+	// reboot returns to, and what a test deployment is undone to.
+	Base *Deployment `json:"base,omitempty"`
+	// LastFlight is the ID of the last deployment settled here; the
+	// journal holds the steps of the one after it, if any.
+	LastFlight uint64 `json:"lastFlight,omitempty"`
+	// Pending is written by agents before the deployment journal; a newer
+	// agent turns it into a journal record at start-up and drops it.
 	Pending *Pending `json:"pending,omitempty"`
+	// Drift is set while the running system is not the deployed one.
+	Drift *Drift `json:"drift,omitempty"`
+	// Interrupted is the last deployment a stop or crash cut short.
+	Interrupted *Interruption `json:"interrupted,omitempty"`
+	// TestUndone is a testing-branch commit whose test deployment a reboot
+	// ended; it is not deployed again by itself.
+	TestUndone string `json:"testUndone,omitempty"`
 	// Bad lists commits that must not be deployed again (failed or rolled back).
 	Bad []BadCommit `json:"bad,omitempty"`
 	// LastError is the most recent failure, cleared by the next success.
@@ -49,13 +62,15 @@ type State struct {
 
 // Deployment records one deployment attempt and its outcome.
 type Deployment struct {
+	// Flight is the journal's ID of the attempt.
+	Flight     uint64        `json:"flight,omitempty"`
 	Commit     string        `json:"commit"`
 	Branch     string        `json:"branch,omitempty"`
 	Action     string        `json:"action,omitempty"`
 	StorePath  string        `json:"storePath,omitempty"`
 	Generation int           `json:"generation,omitempty"`
 	SecretsGen string        `json:"secretsGeneration,omitempty"`
-	Result     string        `json:"result"` // deployed, up-to-date, failed, rolled-back
+	Result     string        `json:"result"` // deployed, up-to-date, failed, rolled-back, interrupted
 	Error      string        `json:"error,omitempty"`
 	Time       time.Time     `json:"time"`
 	Duration   time.Duration `json:"duration,omitempty"`
@@ -90,6 +105,37 @@ type Failure struct {
 	Time    time.Time `json:"time"`
 	// Transient failures are retried with backoff; others wait for a new commit.
 	Transient bool `json:"transient,omitempty"`
+	// Class is the failure class: commit, transient, host (see package fault).
+	Class string `json:"class,omitempty"`
+}
+
+// Drift is a difference between the system that runs and the one the agent
+// deployed, found by comparing them at every pass.
+type Drift struct {
+	// Running is the system that runs; Expected the deployed one.
+	Running  string `json:"running"`
+	Expected string `json:"expected"`
+	Commit   string `json:"commit"`
+	// Since is when the running system was switched to, as far as known.
+	Since time.Time `json:"since"`
+	// Cause is the likely cause, in plain words.
+	Cause string `json:"cause"`
+	// Repair says what the agent does about it.
+	Repair string `json:"repair"`
+}
+
+// Interruption is a deployment that a stop or a crash cut short. It is
+// no verdict on the commit, which is tried again.
+type Interruption struct {
+	Commit string    `json:"commit"`
+	Step   string    `json:"step"`
+	Time   time.Time `json:"time"`
+	// Count is how many times in a row this commit's activation was cut
+	// short; a commit whose activation keeps taking the host down is
+	// refused at the limit.
+	Count int `json:"count,omitempty"`
+	// Resolution says what recovery did.
+	Resolution string `json:"resolution"`
 }
 
 // Load reads the state file. A missing file is an empty state, not an error.

@@ -11,14 +11,17 @@ import (
 
 // States of the agent, as shown in Status.State.
 const (
-	Idle       = "idle"
-	Fetching   = "fetching"
-	Evaluating = "evaluating"
-	Building   = "building"
-	Activating = "activating"
-	Confirming = "confirming"
-	Failed     = "failed"
-	Suspended  = "suspended"
+	Idle        = "idle"
+	Fetching    = "fetching"
+	Verifying   = "verifying"
+	Evaluating  = "evaluating"
+	Building    = "building"
+	Activating  = "activating"
+	Confirming  = "confirming"
+	RollingBack = "rolling-back"
+	Recovering  = "recovering"
+	Failed      = "failed"
+	Suspended   = "suspended"
 )
 
 // Status is a snapshot of one host's agent.
@@ -42,6 +45,25 @@ type Status struct {
 	ExitNode      *ExitNode         `json:"exitNode,omitempty"`
 	Passes        uint64            `json:"passes"`
 	Refused       []state.BadCommit `json:"refused,omitempty"`
+	// Drift is set while the running system is not the deployed one.
+	Drift *state.Drift `json:"drift,omitempty"`
+	// Interrupted is the last deployment a stop or crash cut short.
+	Interrupted *state.Interruption `json:"interrupted,omitempty"`
+	// Flight is the deployment in progress, or the one a stop left open.
+	Flight *Flight `json:"flight,omitempty"`
+}
+
+// Flight is a deployment in progress: which step it is at.
+type Flight struct {
+	ID     uint64 `json:"id"`
+	Commit string `json:"commit"`
+	// Reason is commit, drift or rollback.
+	Reason string `json:"reason"`
+	// Step and Event are the last journaled: e.g. build, intent.
+	Step    string    `json:"step"`
+	Event   string    `json:"event"`
+	Since   time.Time `json:"since"`
+	Started time.Time `json:"started"`
 }
 
 // Fetched is what the last fetch saw.

@@ -1,0 +1,223 @@
+// Package journal is the agent's write-ahead log of deployments. Every
+// step of a deployment (a "flight") appends the whole flight record, fsynced,
+// before its side effect (event "intent") and after it ("done" or
+// "failed"). After any crash, the last record says which step was in flight
+// and everything needed to finish or undo it: the target, what ran before,
+// the secrets generations, the switch unit and the deadlines.
+//
+// A record is one JSON line. A power cut can leave a torn last line; it is
+// the intent of a step whose side effect never started (the side effect
+// waits for the fsync), so Open drops it.
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/boot"
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+)
+
+// Steps of a flight, in order. Rollback replaces the rest after a failure.
+const (
+	StepBegin    = "begin"
+	StepEvaluate = "evaluate"
+	StepBuild    = "build"
+	StepSecrets  = "secrets"
+	StepProfile  = "profile"
+	StepSwitch   = "activate"
+	StepConfirm  = "confirm"
+	StepRollback = "rollback"
+	StepEnd      = "end"
+)
+
+// Events of a step.
+const (
+	Intent = "intent"
+	Done   = "done"
+	Failed = "failed"
+)
+
+// Flight is one deployment attempt: a commit's system made current, a
+// drift repaired, or a manual rollback. Each journal line is a snapshot of
+// it at one step's event.
+type Flight struct {
+	ID    uint64    `json:"id"`
+	Step  string    `json:"step"`
+	Event string    `json:"event"`
+	Time  time.Time `json:"time"`
+	// Reason says why the flight started: commit, drift, rollback.
+	Reason string `json:"reason"`
+	Commit string `json:"commit"`
+	Branch string `json:"branch,omitempty"`
+	Action string `json:"action"`
+	// StorePath is the target system, once evaluated.
+	StorePath string `json:"storePath,omitempty"`
+	GCRoot    string `json:"gcRoot,omitempty"`
+	// Previous is the deployment that ran when the flight began.
+	Previous *state.Deployment `json:"previous,omitempty"`
+	// PreviousSystem is the system that ran when the flight began.
+	PreviousSystem string `json:"previousSystem,omitempty"`
+	// PreviousGeneration is the profile generation before the flight.
+	PreviousGeneration int `json:"previousGeneration,omitempty"`
+	// Generation is the profile generation the profile step made.
+	Generation int `json:"generation,omitempty"`
+	// Secrets is the generation installed for the target; PreviousSecrets
+	// the one current before (what a rollback restores).
+	Secrets         string   `json:"secrets,omitempty"`
+	PreviousSecrets string   `json:"previousSecrets,omitempty"`
+	RestartUnits    []string `json:"restartUnits,omitempty"`
+	ReloadUnits     []string `json:"reloadUnits,omitempty"`
+	// DrvPath is the target's derivation, once evaluated.
+	DrvPath string `json:"drvPath,omitempty"`
+	// Unit is the transient systemd unit that runs switch-to-configuration;
+	// RollbackUnit the one that switches back.
+	Unit         string `json:"unit,omitempty"`
+	RollbackUnit string `json:"rollbackUnit,omitempty"`
+	// SwitchBy and ConfirmBy are deadlines on the boot clock.
+	SwitchBy  boot.Instant `json:"switchBy,omitzero"`
+	ConfirmBy boot.Instant `json:"confirmBy,omitzero"`
+	// Cause is why the flight failed or rolls back; Class is the failure
+	// class (commit, transient, host, shutdown, superseded); FailedStep the
+	// step that failed.
+	Cause      string `json:"cause,omitempty"`
+	Class      string `json:"class,omitempty"`
+	FailedStep string `json:"failedStep,omitempty"`
+	// RollbackError is why a rollback itself failed.
+	RollbackError string `json:"rollbackError,omitempty"`
+	// Result is set by the end step: deployed, up-to-date, failed,
+	// rolled-back, interrupted.
+	Result string `json:"result,omitempty"`
+	// Started is when the flight began (wall clock, for people).
+	Started time.Time `json:"started"`
+}
+
+// Open reports whether the flight has not ended.
+func (f *Flight) Open() bool { return f != nil && f.Step != StepEnd }
+
+// Journal is an append-only file of flight records.
+type Journal struct {
+	path string
+	f    *os.File
+}
+
+// Open opens (creating) the journal at path and returns its records. A
+// torn last line is cut off the file.
+func Open(path string) (*Journal, []Flight, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening journal: %w", err)
+	}
+	recs, good, err := read(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reading journal %s: %w", path, err)
+	}
+	if err := cut(f, good); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("repairing journal %s: %w", path, err)
+	}
+	return &Journal{path: path, f: f}, recs, nil
+}
+
+// read decodes whole lines and returns the offset after the last good one.
+func read(r io.Reader) ([]Flight, int64, error) {
+	var recs []Flight
+	var good int64
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return recs, good, nil // no newline: torn, or nothing
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		var rec Flight
+		if json.Unmarshal(bytes.TrimSpace(line), &rec) != nil {
+			return recs, good, nil // a torn line followed by garbage
+		}
+		recs = append(recs, rec)
+		good += int64(len(line))
+	}
+}
+
+func cut(f *os.File, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != size {
+		if err := f.Truncate(size); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	_, err = f.Seek(size, io.SeekStart)
+	return err
+}
+
+// Append writes rec as one line and waits until it is on disk.
+func (j *Journal) Append(rec Flight) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding journal record: %w", err)
+	}
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("writing journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("syncing journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Reset empties the journal once its flights are settled in the state file.
+func (j *Journal) Reset() error {
+	if err := j.f.Truncate(0); err != nil {
+		return fmt.Errorf("emptying journal %s: %w", j.path, err)
+	}
+	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("emptying journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("syncing journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.f.Close() }
+
+// Last returns the newest record, or nil.
+func Last(recs []Flight) *Flight {
+	if len(recs) == 0 {
+		return nil
+	}
+	f := recs[len(recs)-1]
+	return &f
+}
+
+// Read returns the records of the journal at path without opening it for
+// writing (status of a stopped agent). A missing journal has none.
+func Read(path string) ([]Flight, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	defer f.Close()
+	recs, _, err := read(f)
+	return recs, err
+}
