@@ -39,6 +39,8 @@ type host struct {
 	d        *daemon.Daemon
 	mutateFn func(c map[string]any)
 	selfPath string // the agent binary this "process" runs
+	// setup, when set, changes each daemon start builds before it runs.
+	setup func(d *daemon.Daemon)
 }
 
 const hostName = "testhost"
@@ -104,6 +106,9 @@ func (h *host) start() {
 	h.done = make(chan error, 1)
 	h.d = newDaemon(h.t, h.cfg)
 	h.d.SelfPath = h.selfPath
+	if h.setup != nil {
+		h.setup(h.d)
+	}
 	go func() { h.done <- h.d.Run(ctx) }()
 	h.t.Cleanup(h.stop)
 	waitSocket(h.t, h.cfg.SocketPath())
@@ -209,4 +214,60 @@ func currentTarget(t testing.TB, link string) string {
 		return ""
 	}
 	return p
+}
+
+func (h *host) switchLog() string { return filepath.Join(h.dir, "switch.log") }
+
+// switchEvents returns the lines of the switch log: "begin|<action>|<out>"
+// and "end|<action>|<out>|<status>".
+func (h *host) switchEvents() []string {
+	b, _ := os.ReadFile(h.switchLog())
+	var ev []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			ev = append(ev, strings.ReplaceAll(l, " ", "|"))
+		}
+	}
+	return ev
+}
+
+// waitSwitchBegins waits until n switches have begun.
+func (h *host) waitSwitchBegins(n int) {
+	h.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		begins := 0
+		for _, e := range h.switchEvents() {
+			if strings.HasPrefix(e, "begin|") {
+				begins++
+			}
+		}
+		if begins >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("switch %d never began; switch log %q", n, h.switchEvents())
+		}
+	}
+}
+
+// checkNoOverlap fails when a switch began while another one ran: the
+// agent must never run two switch-to-configuration at once. A switch
+// killed with everything else (a power cut) has no end line; the next
+// begin after a restart is not an overlap when allowKilled says so.
+func (h *host) checkNoOverlap(allowKilled int) {
+	h.t.Helper()
+	running, killed := 0, 0
+	for i, e := range h.switchEvents() {
+		switch {
+		case strings.HasPrefix(e, "begin|") && running > 0 && killed < allowKilled:
+			killed++
+		case strings.HasPrefix(e, "begin|") && running > 0:
+			h.t.Errorf("switch log line %d %q began while another switch ran; log %q", i+1, e, h.switchEvents())
+			return
+		case strings.HasPrefix(e, "begin|"):
+			running++
+		case strings.HasPrefix(e, "end|"):
+			running--
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
 
 // configEnv makes the test binary run a daemon from that config file
@@ -284,60 +285,20 @@ func TestKillDuringBuild(t *testing.T) {
 	}
 }
 
-// slowSystemdRun writes a systemd-run stand-in that, while the file it
-// returns exists, sleeps before it execs the switch, and returns the
-// environment that puts it first on the daemon's PATH.
-func slowSystemdRun(t *testing.T, dir string, sleep time.Duration) (slow, log string, env []string) {
-	t.Helper()
-	bin := filepath.Join(dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	slow = filepath.Join(dir, "slow-switch")
-	log = filepath.Join(dir, "systemd-run.log")
-	script := fmt.Sprintf(`#!/bin/sh
-echo "$*" >> '%s'
-unit=
-for arg in "$@"; do case "$arg" in --unit=*) unit="${arg#--unit=}" ;; esac; done
-echo $$ > '%[3]s'/"$unit.running"
-if [ -e '%[2]s' ]; then /bin/sleep %[4]g; fi
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --setenv=*) export "${1#--setenv=}" ;;
-    -*) ;;
-    *) break ;;
-  esac
-  shift
-done
-"$@"
-rc=$?
-rm -f '%[3]s'/"$unit.running"
-exit $rc
-`, log, slow, bin, sleep.Seconds())
-	if err := os.WriteFile(filepath.Join(bin, "systemd-run"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// systemctl is-active answers for the transient units the fake runs.
-	systemctl := fmt.Sprintf(`#!/bin/sh
-if [ "$1" = is-active ] && kill -0 "$(cat '%[1]s'/"$2.running" 2>/dev/null)" 2>/dev/null; then echo active; exit 0; fi
-echo inactive
-exit 3
-`, bin)
-	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(systemctl), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return slow, log, []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
-}
-
 // interruptActivation deploys a first commit, then kills the daemon while
-// the second one's switch-to-configuration waits in systemd-run. It
-// returns the second commit and its store path.
+// the second one's switch-to-configuration runs in its transient unit
+// (sleeping 3 s before it changes anything). It returns the second commit,
+// its store path and the environment that puts the fake systemd first.
 func interruptActivation(t *testing.T, h *host, kill func(*child)) (first, second, out string, env []string) {
 	t.Helper()
-	slow, log, env := slowSystemdRun(t, h.dir, 3*time.Second)
+	env, _ = nixtest.FakeSystemd(t, h.dir)
+	slow := filepath.Join(h.dir, "slow-switch")
+	h.opts.SwitchLog, h.opts.SwitchSleep, h.opts.SwitchSlowMarker = h.switchLog(), 3*time.Second, slow
 	first = h.commit("first", nil)
 	c := h.startChild(env...)
-	h.sync(false) // the start-up pass or this one deploys it
+	if r := h.sync(false); !r.OK { // the start-up pass or this one deploys it
+		t.Fatalf("first sync = %+v", r)
+	}
 	h.checkSettled(first)
 	if err := os.WriteFile(slow, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -349,14 +310,7 @@ func interruptActivation(t *testing.T, h *host, kill func(*child)) (first, secon
 	if s.Pending == nil || s.Pending.Commit != second {
 		t.Fatalf("status.Pending while activating = %+v; want %s", s.Pending, second)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if b, _ := os.ReadFile(log); strings.Count(string(b), "\n") == 2 {
-			break // the second switch is sleeping in systemd-run
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second switch never reached systemd-run")
-		}
-	}
+	h.waitSwitchBegins(2)
 	kill(c)
 	os.Remove(slow)
 	return first, second, s.Pending.StorePath, env

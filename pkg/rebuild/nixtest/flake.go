@@ -30,6 +30,15 @@ type FlakeOptions struct {
 	// CurrentSystemLink is the symlink switch-to-configuration points at
 	// the system for switch and test (like /run/current-system).
 	CurrentSystemLink string
+	// SwitchLog is a file switch-to-configuration appends "begin <action>
+	// <out>" to when it starts and "end <action> <out> <status>" when it
+	// ends, so a test can tell whether two switches ever overlapped.
+	SwitchLog string
+	// SwitchSleep makes switch-to-configuration sleep this long after its
+	// begin line, before it changes anything, while the file SwitchSlowMarker
+	// exists (or always when that is empty).
+	SwitchSleep      time.Duration
+	SwitchSlowMarker string
 	// ActivationExit is switch-to-configuration's exit status.
 	ActivationExit int
 	// FailMarker is a file whose existence makes switch-to-configuration exit 1.
@@ -98,6 +107,8 @@ fi
 /bin/cat > "$out/bin/switch-to-configuration" <<SCRIPT
 #!/bin/sh
 action="\$1"
+if [ -n "$switchLog" ]; then echo "begin \$action $out" >> "$switchLog"; fi
+if [ -n "$switchSleep" ] && { [ -z "$switchSlowMarker" ] || [ -e "$switchSlowMarker" ]; }; then /bin/sleep "$switchSleep"; fi
 if [ -n "$activationLog" ]; then echo "\$action $out" >> "$activationLog"; fi
 if [ -n "$failMarker" ] && [ -e "$failMarker" ]; then
   echo "` + ActivationFailMessage + `: $failMarker exists" >&2
@@ -109,6 +120,7 @@ esac
 if [ "$activationExit" -ne 0 ]; then
   echo "` + ActivationFailMessage + `: exit $activationExit" >&2
 fi
+if [ -n "$switchLog" ]; then echo "end \$action $out $activationExit" >> "$switchLog"; fi
 exit $activationExit
 SCRIPT
 /bin/chmod 0555 "$out/bin/switch-to-configuration"
@@ -144,9 +156,12 @@ func flakeNix(opts FlakeOptions) string {
 
 // derivationAttrs are the plain string attributes the builder reads.
 func derivationAttrs(opts FlakeOptions) [][2]string {
-	sleep, fail := "", ""
+	sleep, fail, switchSleep := "", "", ""
 	if opts.BuildSleep > 0 {
 		sleep = strconv.FormatFloat(opts.BuildSleep.Seconds(), 'f', 3, 64)
+	}
+	if opts.SwitchSleep > 0 {
+		switchSleep = strconv.FormatFloat(opts.SwitchSleep.Seconds(), 'f', 3, 64)
 	}
 	if opts.BuildFail {
 		fail = "1"
@@ -160,6 +175,9 @@ func derivationAttrs(opts FlakeOptions) [][2]string {
 		{"buildSleep", sleep},
 		{"buildFail", fail},
 		{"agent", opts.Agent},
+		{"switchLog", opts.SwitchLog},
+		{"switchSleep", switchSleep},
+		{"switchSlowMarker", opts.SwitchSlowMarker},
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
@@ -74,5 +76,66 @@ func TestFakeSystemdRun(t *testing.T) {
 	calls := nixtest.SystemdRunCalls(t, log)
 	if len(calls) != 1 || strings.Join(calls[0], "|") != strings.Join(args, "|") {
 		t.Errorf("SystemdRunCalls = %q; want [%q]", calls, args)
+	}
+}
+
+// TestFakeSystemd: the unit outlives a killed client, is-active follows it,
+// stop ends it, and RuntimeMaxSec kills it.
+func TestFakeSystemd(t *testing.T) {
+	dir := t.TempDir()
+	env, _ := nixtest.FakeSystemd(t, dir)
+	bin := func(name string) string { return filepath.Join(dir, "bin", name) }
+	run := func(args ...string) (*exec.Cmd, error) {
+		c := exec.Command(bin(args[0]), args[1:]...)
+		c.Env = append(os.Environ(), env...)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return c, c.Start()
+	}
+	active := func(unit string) bool {
+		c := exec.Command(bin("systemctl"), "is-active", unit)
+		c.Env = append(os.Environ(), env...)
+		out, _ := c.Output()
+		return strings.TrimSpace(string(out)) == "active"
+	}
+	done := filepath.Join(dir, "done")
+	c, err := run("systemd-run", "--unit=u1", "--wait", "/bin/sh", "-c", "sleep 0.5; touch "+done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !active("u1"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("unit u1 never became active")
+		}
+	}
+	syscall.Kill(-c.Process.Pid, syscall.SIGKILL) // the client dies, as with the agent
+	c.Wait()
+	for deadline := time.Now().Add(5 * time.Second); active("u1"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("unit u1 never ended")
+		}
+	}
+	if _, err := os.Stat(done); err != nil {
+		t.Errorf("the unit did not finish after its client was killed: %v", err)
+	}
+
+	c, _ = run("systemd-run", "--unit=u2", "--wait", "--property=RuntimeMaxSec=1", "/bin/sleep", "30")
+	start := time.Now()
+	if err := c.Wait(); err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("systemd-run of a unit past RuntimeMaxSec = %v after %v; want a failure after about 1s", err, time.Since(start))
+	}
+
+	c, _ = run("systemd-run", "--unit=u3", "--wait", "/bin/sleep", "30")
+	for deadline := time.Now().Add(5 * time.Second); !active("u3"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("unit u3 never became active")
+		}
+	}
+	stop := exec.Command(bin("systemctl"), "stop", "u3")
+	stop.Env = append(os.Environ(), env...)
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("systemctl stop u3: %v %s", err, out)
+	}
+	if err := c.Wait(); err == nil || active("u3") {
+		t.Errorf("after stop: client = %v, active %v; want a failed client and an inactive unit", err, active("u3"))
 	}
 }
