@@ -206,7 +206,7 @@ func newSecretsHost(t *testing.T) *secretsHost {
 	server := gittest.StartHTTPServer(t, h.up.Bare, "tok")
 	c := map[string]any{
 		"version": 1, "hostname": "sechost", "pollInterval": "1h",
-		"repository": map[string]any{"url": server.URL, "tokenFile": writeFile(t, dir, "token", "tok\n")},
+		"repository": map[string]any{"url": server.URL, "tokenFile": writeFile(t, dir, "token", "tok\n"), "allowInsecureHTTP": true},
 		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
 		"deploy": map[string]any{"profile": filepath.Join(dir, "profiles", "system"), "currentSystem": h.opts.CurrentSystemLink,
 			"bootedSystem": filepath.Join(dir, "booted-system"), "systemdRun": false, "confirmTimeout": "5s", "nixArgs": nixtest.Args()},

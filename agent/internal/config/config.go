@@ -57,6 +57,9 @@ type Repository struct {
 	SSHKeyFile     string   `json:"sshKeyFile,omitempty"`
 	KnownHostsFile string   `json:"knownHostsFile,omitempty"`
 	FetchTimeout   Duration `json:"fetchTimeout,omitempty"`
+	// AllowInsecureHTTP lets tokenFile go with an http:// URL whose host is
+	// loopback (a forge on the same machine, tests); never anything else.
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 }
 
 // API configures who may use the local API socket.
