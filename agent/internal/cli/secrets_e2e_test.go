@@ -67,8 +67,8 @@ func TestSecretsThroughDeployments(t *testing.T) {
 	}
 	t.Run("first deploy installs every secret", func(t *testing.T) {
 		h.checkSecrets(t, "1", gen1)
-		if ok, err := secrets.IsRAMFS(h.storeRoot()); !ok || err != nil {
-			t.Errorf("%s is not on tmpfs or ramfs after the first install", h.storeRoot())
+		if b, err := secrets.BackingOf(h.storeRoot()); !b.NeverSwapped() || err != nil {
+			t.Errorf("%s is on %q, %v after the first install; want a ramfs or a noswap tmpfs", h.storeRoot(), b, err)
 		}
 		h.checkActivations(t, "switch "+out1)
 		h.checkSystemctl(t, "try-reload-or-restart web.service", "try-restart db.service")

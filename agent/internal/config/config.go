@@ -113,6 +113,9 @@ type Secrets struct {
 	SSHKeyPaths     []string `json:"sshKeyPaths,omitempty"`
 	KeepGenerations int      `json:"keepGenerations,omitempty"`
 	Helper          string   `json:"helper,omitempty"`
+	// AllowSwappable accepts generations on a tmpfs whose pages may be
+	// swapped out, when no ramfs or noswap tmpfs can be had.
+	AllowSwappable bool `json:"allowSwappable,omitempty"`
 }
 
 // ExitNode configures the Tailscale exit node role (the VPS).
