@@ -198,7 +198,9 @@ func TestReliabilityFullStateDisk(t *testing.T) {
 // linked and intact, with no partial generation left.
 func TestReliabilityFullSecretsDisk(t *testing.T) {
 	h := newHost(t, hostOptions{secrets: true})
-	mountTmpfs(t, h.secretsRoot(), "256k")
+	// noswap: the agent keeps a never-swapped file system as it finds it
+	// (a swappable one it would cover with its own, unbounded).
+	mountTmpfs(t, h.secretsRoot(), "256k,noswap")
 	first := h.commit("first", "small")
 	h.start()
 	if s := h.settle(1, 2*time.Minute); s.Deployed == nil || s.Deployed.Commit != first {

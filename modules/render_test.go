@@ -83,6 +83,19 @@ func TestRenderedConfigPassesCheckConfig(t *testing.T) {
 			}`,
 		},
 		{
+			name: "forge on this machine over http, swap accepted",
+			options: `{
+				hostname = "eagle";
+				repository = { url = "http://127.0.0.1:3000/fleet/avalanche.git"; tokenFile = "/run/secrets/forgejo-token"; allowInsecureHTTP = true; };
+				decryption.allowSwappable = true;
+			}`,
+		},
+		{
+			name:    "token over plain http is refused by the agent",
+			options: `{ hostname = "eagle"; repository = { url = "http://git.internal/x.git"; tokenFile = "/run/secrets/t"; }; }`,
+			wantErr: "plain http",
+		},
+		{
 			name:    "unknown free-form key is rejected by the agent",
 			options: `{ hostname = "eagle"; repository.url = "https://git.internal/x.git"; settings.deploy.colour = "blue"; }`,
 			wantErr: "colour",

@@ -54,6 +54,21 @@ in
 
       users.groups.${cfg.group} = { };
 
+      # The secrets generations live on a ramfs: RAM only, never swapped. It
+      # is mounted by systemd before the agent starts, in the host's mount
+      # namespace, so every service sees it; a mount made by the agent itself
+      # would stay inside its unit's private namespace (PrivateTmp=).
+      systemd.mounts = [
+        {
+          what = "ramfs";
+          where = "/run/avalanche-agent/secrets.d";
+          type = "ramfs";
+          options = "mode=0751,nosuid,nodev,noexec";
+          requiredBy = [ "avalanche-agent.service" ];
+          before = [ "avalanche-agent.service" ];
+        }
+      ];
+
       systemd.services.avalanche-agent = {
         description = "avalanche-agent: deploy this host from the fleet repository";
         wantedBy = [ "multi-user.target" ];

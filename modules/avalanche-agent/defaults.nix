@@ -16,6 +16,7 @@
     sshKeyFile = null;
     knownHostsFile = null;
     fetchTimeout = "2m";
+    allowInsecureHTTP = false;
   };
   pollInterval = "60s";
   group = "avalanche";
@@ -43,6 +44,7 @@
     sshKeyPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
     keepGenerations = 5;
     helper = null; # null: avalanche-decrypt next to the agent binary
+    allowSwappable = false;
   };
   exitNode = {
     enable = false;

@@ -96,6 +96,10 @@ in
       sshKeyFile = opt secretPath d.repository.sshKeyFile "SSH deploy key (SSH URLs only).";
       knownHostsFile = opt secretPath d.repository.knownHostsFile "known_hosts for the git server (required with SSH URLs).";
       fetchTimeout = opt duration d.repository.fetchTimeout "Timeout of one fetch.";
+      allowInsecureHTTP = opt types.bool d.repository.allowInsecureHTTP ''
+        Let tokenFile go with a plain http:// URL, for a forge on this very
+        machine only: the agent still refuses any host but loopback.
+      '';
     };
 
     pollInterval = opt duration d.pollInterval "How often the agent asks the remote for new commits.";
@@ -148,6 +152,11 @@ in
       sshKeyPaths = opt (types.listOf types.str) d.decryption.sshKeyPaths "SSH ed25519 private keys used as age identities.";
       keepGenerations = opt types.ints.positive d.decryption.keepGenerations "Secret generations kept for rollback.";
       helper = opt (types.nullOr types.str) d.decryption.helper "Path of avalanche-decrypt. Null means the one next to the agent.";
+      allowSwappable = opt types.bool d.decryption.allowSwappable ''
+        Accept secrets generations on a tmpfs whose pages may be swapped out
+        when the agent finds no ramfs or noswap tmpfs under
+        /run/avalanche-agent/secrets.d (the module mounts a ramfs there).
+      '';
     };
 
     exitNode = {

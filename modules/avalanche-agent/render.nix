@@ -29,6 +29,7 @@ let
       tokenFile = orEmpty repo.tokenFile;
       sshKeyFile = orEmpty repo.sshKeyFile;
       knownHostsFile = orEmpty repo.knownHostsFile;
+      inherit (repo) allowInsecureHTTP;
     };
     inherit (o) pollInterval;
     # Fixed by the unit's StateDirectory= and RuntimeDirectory=.
@@ -56,7 +57,7 @@ let
       gpgKeyFiles = map toString o.verify.gpgKeyFiles;
     };
     secrets = {
-      inherit (o.decryption) dir keepGenerations;
+      inherit (o.decryption) dir keepGenerations allowSwappable;
       ageKeyFiles = map toString o.decryption.ageKeyFiles;
       sshKeyPaths = map toString o.decryption.sshKeyPaths;
       helper = orEmpty o.decryption.helper;

@@ -66,31 +66,22 @@ func (m *Manager) apiClient() (*tailscale.Client, error) {
 	return c, nil
 }
 
-// findDevice looks the node up by node key, falling back to its host name
-// when the key is not listed (a key rotation the API has not seen yet).
+// findDevice looks the node up by its node key, the one identity the
+// device proves to control. A host name is chosen by whoever runs the
+// device: approving by name would give exit routes to any tailnet member
+// that takes this node's name. When the key is not listed yet (a key
+// rotation the API has not seen), the approval waits for the next run.
 func findDevice(ctx context.Context, c *tailscale.Client, st *ipnstate.Status) (*tailscale.Device, error) {
 	devs, err := c.Devices().List(ctx, tailscale.WithFields(tailscale.IncludeFieldsAll))
 	if err != nil {
 		return nil, fmt.Errorf("listing tailnet devices: %w", err)
 	}
-	nodeKey, host := st.Self.PublicKey.String(), st.Self.HostName
+	nodeKey := st.Self.PublicKey.String()
 	for i := range devs {
 		if devs[i].NodeKey == nodeKey {
 			return &devs[i], nil
 		}
 	}
-	var found *tailscale.Device
-	for i := range devs {
-		if devs[i].Hostname != host {
-			continue
-		}
-		if found != nil {
-			return nil, fmt.Errorf("node key %s not listed and host name %q is ambiguous", nodeKey, host)
-		}
-		found = &devs[i]
-	}
-	if found == nil {
-		return nil, fmt.Errorf("no device with node key %s or host name %q in the tailnet", nodeKey, host)
-	}
-	return found, nil
+	return nil, fmt.Errorf("no device with this node's key %s in the tailnet (host name %q is not proof of identity; "+
+		"not approving until the API lists the key)", nodeKey, st.Self.HostName)
 }

@@ -47,10 +47,10 @@ func TestApproveAPI(t *testing.T) {
 	}{
 		{"by node key, keeps subnet", `[{"nodeId":"nA","hostname":"other","nodeKey":"` + nk.String() + `","enabledRoutes":["10.9.0.0/16"]}]`,
 			200, []string{"10.9.0.0/16", "0.0.0.0/0", "::/0"}, ""},
-		{"by host name", `[{"nodeId":"nA","hostname":"vps","nodeKey":"nodekey:00"}]`, 200, []string{"0.0.0.0/0", "::/0"}, ""},
-		{"ambiguous host name", `[{"nodeId":"nA","hostname":"vps"},{"nodeId":"nB","hostname":"vps"}]`, 200, nil, "ambiguous"},
-		{"unknown device", `[]`, 200, nil, "no device with node key"},
-		{"api refuses", `[{"nodeId":"nA","hostname":"vps"}]`, 403, nil, "approving exit routes for device nA"},
+		{"same host name, other node key", `[{"nodeId":"nA","hostname":"vps","nodeKey":"nodekey:00"}]`, 200, nil, "host name \"vps\" is not proof of identity"},
+		{"same host name, no node key", `[{"nodeId":"nA","hostname":"vps"},{"nodeId":"nB","hostname":"vps"}]`, 200, nil, "no device with this node's key"},
+		{"unknown device", `[]`, 200, nil, "no device with this node's key " + nk.String()},
+		{"api refuses", `[{"nodeId":"nA","hostname":"vps","nodeKey":"` + nk.String() + `"}]`, 403, nil, "approving exit routes for device nA"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package exitnode
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -139,7 +140,7 @@ func TestEnsureTSNetAPIApproval(t *testing.T) {
 	defer cancel()
 	control := startControl(t)
 	lc := startNode(t, control.HTTPTestServer.URL, "vps")
-	api := &fakeAPI{control: control, lc: lc}
+	api := &fakeAPI{control: control, nodes: []*local.Client{lc}}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	m := &Manager{Local: lc, LoginTimeout: 30 * time.Second, Config: Config{
@@ -152,8 +153,8 @@ func TestEnsureTSNetAPIApproval(t *testing.T) {
 	if !got.Approved || !slices.Equal(got.Repaired, []string{RepairLogin, RepairApprove}) {
 		t.Fatalf("Ensure() = %+v; want approved after login+approve", got)
 	}
-	if want := []string{"0.0.0.0/0", "::/0"}; !slices.Equal(api.posted(), want) {
-		t.Errorf("routes posted = %v; want %v", api.posted(), want)
+	if want := []string{"0.0.0.0/0", "::/0"}; !slices.Equal(api.posted("n0"), want) {
+		t.Errorf("routes posted = %v; want %v", api.posted("n0"), want)
 	}
 	// The approval reaches the node through testcontrol's netmap; from then
 	// on Ensure sees it locally and calls no API.
@@ -161,8 +162,8 @@ func TestEnsureTSNetAPIApproval(t *testing.T) {
 		s := ensure(t, ctx, m)
 		return s.Approved && len(s.Repaired) == 0
 	})
-	if n := len(api.posted()); n != 2 {
-		t.Errorf("routes posted again: %v", api.posted())
+	if n := len(api.posted("n0")); n != 2 {
+		t.Errorf("routes posted again: %v", api.posted("n0"))
 	}
 }
 
@@ -210,19 +211,23 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 }
 
 // fakeAPI serves the two Tailscale API endpoints Manager uses, with the
-// documented wire format, and forwards approvals to testcontrol.
+// documented wire format, and forwards approvals to testcontrol. It lists
+// nodes as devices n0, n1, ... with their real node keys and host names,
+// except those in hide: devices the API does not list yet.
 type fakeAPI struct {
 	control *testcontrol.Server
-	lc      *local.Client
+	nodes   []*local.Client
 
-	mu     sync.Mutex
-	routes []string
+	mu    sync.Mutex
+	hide  map[int]bool
+	posts map[string][]string // device id -> every route posted for it
 }
 
-func (f *fakeAPI) posted() []string {
+// posted returns every route posted for device id, in order.
+func (f *fakeAPI) posted(id string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.routes)
+	return slices.Clone(f.posts[id])
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -230,36 +235,65 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message":"unauthorized"}`, http.StatusUnauthorized)
 		return
 	}
-	st, err := f.lc.Status(r.Context())
+	id, isRoutes := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/api/v2/device/"), "/routes")
+	switch {
+	case r.Method == "GET" && r.URL.Path == "/api/v2/tailnet/example.com/devices":
+		f.list(w, r)
+	case r.Method == "POST" && isRoutes:
+		f.setRoutes(w, r, id)
+	default:
+		http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
+	}
+}
+
+func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
+	var devs []map[string]any
+	for i, lc := range f.nodes {
+		st, err := lc.Status(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		id := fmt.Sprint("n", i)
+		f.mu.Lock()
+		hidden, enabled := f.hide[i], slices.Clone(f.posts[id])
+		f.mu.Unlock()
+		if hidden {
+			continue
+		}
+		devs = append(devs, map[string]any{
+			"id": fmt.Sprint(12345 + i), "nodeId": id, "hostname": st.Self.HostName,
+			"nodeKey": st.Self.PublicKey.String(), "advertisedRoutes": []string{"0.0.0.0/0", "::/0"},
+			"enabledRoutes": enabled,
+		})
+	}
+	json.NewEncoder(w).Encode(map[string]any{"devices": devs})
+}
+
+func (f *fakeAPI) setRoutes(w http.ResponseWriter, r *http.Request, id string) {
+	var i int
+	if _, err := fmt.Sscanf(id, "n%d", &i); err != nil || i < 0 || i >= len(f.nodes) {
+		http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
+		return
+	}
+	var body struct{ Routes []string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	st, err := f.nodes[i].Status(r.Context())
 	if err != nil {
 		http.Error(w, err.Error(), 500)
 		return
 	}
-	nk := st.Self.PublicKey
-	switch {
-	case r.Method == "GET" && r.URL.Path == "/api/v2/tailnet/example.com/devices":
-		f.mu.Lock()
-		enabled := slices.Clone(f.routes)
-		f.mu.Unlock()
-		json.NewEncoder(w).Encode(map[string]any{"devices": []map[string]any{{
-			"id": "12345", "nodeId": "nTEST", "hostname": st.Self.HostName,
-			"nodeKey": nk.String(), "advertisedRoutes": []string{"0.0.0.0/0", "::/0"},
-			"enabledRoutes": enabled,
-		}}})
-	case r.Method == "POST" && r.URL.Path == "/api/v2/device/nTEST/routes":
-		var body struct{ Routes []string }
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		f.mu.Lock()
-		f.routes = append(f.routes, body.Routes...)
-		f.mu.Unlock()
-		f.control.SetSubnetRoutes(nk, parsePrefixes(body.Routes))
-		json.NewEncoder(w).Encode(map[string]any{"advertisedRoutes": []string{"0.0.0.0/0", "::/0"}, "enabledRoutes": body.Routes})
-	default:
-		http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
+	f.mu.Lock()
+	if f.posts == nil {
+		f.posts = map[string][]string{}
 	}
+	f.posts[id] = append(f.posts[id], body.Routes...)
+	f.mu.Unlock()
+	f.control.SetSubnetRoutes(st.Self.PublicKey, parsePrefixes(body.Routes))
+	json.NewEncoder(w).Encode(map[string]any{"advertisedRoutes": []string{"0.0.0.0/0", "::/0"}, "enabledRoutes": body.Routes})
 }
 
 func parsePrefixes(ss []string) []netip.Prefix {

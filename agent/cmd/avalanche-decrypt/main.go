@@ -9,9 +9,18 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	// The host's identities and every decrypted secret are in this
+	// process: the kernel writes no core dump of it and only root may read
+	// its memory.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "avalanche-decrypt: making the process non-dumpable: %v\n", err)
+		os.Exit(1)
+	}
 	if err := run(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "avalanche-decrypt: %v\n", err)
 		os.Exit(1)

@@ -43,7 +43,7 @@ func startNetHost(t *testing.T, dir string, up *nixtest.Repo, url string) *netHo
 	token := writeFile(t, dir, "git-token", "git-token-value\n")
 	c := map[string]any{
 		"version": 1, "hostname": "nethost", "flakeOutput": "fleet", "pollInterval": "1h",
-		"repository": map[string]any{"url": url, "tokenFile": token},
+		"repository": map[string]any{"url": url, "tokenFile": token, "allowInsecureHTTP": true},
 		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
 		"metrics": map[string]any{"listen": h.addr}, "statusListen": h.addr,
 		"webhook": map[string]any{"listen": h.addr, "secretFile": secret},

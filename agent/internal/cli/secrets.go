@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/secrets"
 )
@@ -48,6 +51,9 @@ func runSecrets(ctx context.Context, m *Main, args []string) error {
 		if *branch == "" {
 			*branch = c.Repository.Branch
 		}
+		if err := verifyForCheck(ctx, c, *commit); err != nil {
+			return err
+		}
 		out, cleanup, err := buildCommit(ctx, c, *branch, *commit)
 		if err != nil {
 			return err
@@ -58,6 +64,40 @@ func runSecrets(ctx context.Context, m *Main, args []string) error {
 		*system = c.Deploy.CurrentSystem
 	}
 	return checkSecrets(ctx, m, newSecretsInstaller(c).dec, ids, *system)
+}
+
+// fullHash is a full commit hash, the only form a deployment handles.
+var fullHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// verifyForCheck refuses a commit that a deployment would refuse, before
+// anything of it is evaluated or built as root: it must descend from the
+// last main commit deployed here (no older commit, no rewritten history)
+// and, when signers are configured, carry a valid signature from one.
+func verifyForCheck(ctx context.Context, c *config.Config, commit string) error {
+	if !fullHash.MatchString(commit) {
+		return fmt.Errorf("--commit %q: give the full 40-hex commit hash (git rev-parse)", commit)
+	}
+	st, err := state.Load(c.StatePath())
+	if err != nil {
+		return err
+	}
+	repo := &gitsync.Repo{Dir: c.RepoDir()}
+	if st.LastMain != "" {
+		ok, err := repo.IsAncestor(ctx, st.LastMain, commit)
+		if err != nil {
+			return fmt.Errorf("checking that %s descends from the deployed %s (is it fetched? only %s and %s are): %w",
+				commit, st.LastMain, c.Repository.Branch, c.Repository.TestingBranch, err)
+		}
+		if !ok {
+			return fmt.Errorf("refusing to check %s: it does not descend from %s, the last %s commit deployed here "+
+				"(an older commit or a rewritten history), so no deployment would take it", commit, st.LastMain, c.Repository.Branch)
+		}
+	}
+	signers := gitsync.Signers{AllowedSignersFile: c.Verify.AllowedSignersFile, GPGKeyFiles: c.Verify.GPGKeyFiles}
+	if _, err := repo.VerifyCommit(ctx, commit, signers); err != nil {
+		return fmt.Errorf("refusing to check %s: no deployment would take it: %w", commit, err)
+	}
+	return nil
 }
 
 // buildCommit evaluates and builds a fetched commit's system the way the

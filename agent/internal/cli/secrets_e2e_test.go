@@ -67,8 +67,8 @@ func TestSecretsThroughDeployments(t *testing.T) {
 	}
 	t.Run("first deploy installs every secret", func(t *testing.T) {
 		h.checkSecrets(t, "1", gen1)
-		if ok, err := secrets.IsRAMFS(h.storeRoot()); !ok || err != nil {
-			t.Errorf("%s is not on tmpfs or ramfs after the first install", h.storeRoot())
+		if b, err := secrets.BackingOf(h.storeRoot()); !b.NeverSwapped() || err != nil {
+			t.Errorf("%s is on %q, %v after the first install; want a ramfs or a noswap tmpfs", h.storeRoot(), b, err)
 		}
 		h.checkActivations(t, "switch "+out1)
 		h.checkSystemctl(t, "try-reload-or-restart web.service", "try-restart db.service")
@@ -206,7 +206,7 @@ func newSecretsHost(t *testing.T) *secretsHost {
 	server := gittest.StartHTTPServer(t, h.up.Bare, "tok")
 	c := map[string]any{
 		"version": 1, "hostname": "sechost", "pollInterval": "1h",
-		"repository": map[string]any{"url": server.URL, "tokenFile": writeFile(t, dir, "token", "tok\n")},
+		"repository": map[string]any{"url": server.URL, "tokenFile": writeFile(t, dir, "token", "tok\n"), "allowInsecureHTTP": true},
 		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
 		"deploy": map[string]any{"profile": filepath.Join(dir, "profiles", "system"), "currentSystem": h.opts.CurrentSystemLink,
 			"bootedSystem": filepath.Join(dir, "booted-system"), "systemdRun": false, "confirmTimeout": "5s", "nixArgs": nixtest.Args()},

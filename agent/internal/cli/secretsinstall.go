@@ -50,7 +50,7 @@ func (s *secretsInstaller) Install(ctx context.Context, system string) (daemon.S
 	if err != nil {
 		return daemon.SecretsResult{}, fault.New(fault.Host, err)
 	}
-	if err := secrets.EnsureRAMFS(s.store.Root); err != nil {
+	if _, err := secrets.EnsureRAMFS(s.store.Root, s.cfg.Secrets.AllowSwappable); err != nil {
 		return daemon.SecretsResult{}, fault.New(fault.Host, err)
 	}
 	prev, _ := s.store.Current()

@@ -126,7 +126,8 @@ func TestErrors(t *testing.T) {
 		{"private home ip", []string{"update-home-ip", "--home-ip", "192.168.1.4"}, nil, "private address", false},
 		{"no token", []string{"status"}, map[string]string{"HCLOUD_TOKEN": ""}, "no Hetzner Cloud token", false},
 		{"bad token file", []string{"status", "--token-file", tokenFile}, nil, "unauthorized", false},
-		{"unsafe flake", []string{"provision-exit-node", "--ssh-key-file", e.keyFile, "--home-ip", "203.0.113.7", "--flake", "x'; rm -rf /"}, nil, "unsafe", true},
+		{"unpinned installer", []string{"provision-exit-node", "--ssh-key-file", e.keyFile, "--home-ip", "203.0.113.7",
+			"--nixos-infect-url", "https://raw.githubusercontent.com/elitak/nixos-infect/master/nixos-infect"}, nil, "needs --nixos-infect-sha256", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

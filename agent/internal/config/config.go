@@ -57,6 +57,9 @@ type Repository struct {
 	SSHKeyFile     string   `json:"sshKeyFile,omitempty"`
 	KnownHostsFile string   `json:"knownHostsFile,omitempty"`
 	FetchTimeout   Duration `json:"fetchTimeout,omitempty"`
+	// AllowInsecureHTTP lets tokenFile go with an http:// URL whose host is
+	// loopback (a forge on the same machine, tests); never anything else.
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 }
 
 // API configures who may use the local API socket.
@@ -110,6 +113,9 @@ type Secrets struct {
 	SSHKeyPaths     []string `json:"sshKeyPaths,omitempty"`
 	KeepGenerations int      `json:"keepGenerations,omitempty"`
 	Helper          string   `json:"helper,omitempty"`
+	// AllowSwappable accepts generations on a tmpfs whose pages may be
+	// swapped out, when no ramfs or noswap tmpfs can be had.
+	AllowSwappable bool `json:"allowSwappable,omitempty"`
 }
 
 // ExitNode configures the Tailscale exit node role (the VPS).

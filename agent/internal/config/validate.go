@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -77,6 +78,9 @@ func (c *Config) Validate() error {
 		bad("flakeOutput %q is not a valid flake attribute name", c.FlakeOutput)
 	}
 	errs = append(errs, c.Repository.validate()...)
+	if err := c.Repository.validateTokenTransport(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.PollInterval.D() < time.Second {
 		bad("pollInterval %s is shorter than 1s", c.PollInterval.D())
 	}
@@ -225,4 +229,28 @@ func (s Secrets) validate() []error {
 		errs = append(errs, fmt.Errorf("secrets.helper %q must be an absolute path", s.Helper))
 	}
 	return errs
+}
+
+// validateTokenTransport refuses a token that would cross the network in
+// clear: tokenFile with an http:// URL is accepted only for a loopback host
+// and only with repository.allowInsecureHTTP set.
+func (r Repository) validateTokenTransport() error {
+	u, err := url.Parse(r.URL)
+	if r.TokenFile == "" || err != nil || u.Scheme != "http" {
+		return nil
+	}
+	if !r.AllowInsecureHTTP {
+		shown := r.URL
+		if u.User != nil {
+			shown = redact(u)
+		}
+		return fmt.Errorf("repository.tokenFile is set but repository.url %q is plain http, so the token would cross the network unencrypted: "+
+			"use an https URL (only for a forge on this machine: repository.allowInsecureHTTP = true with a loopback host)", shown)
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); !strings.EqualFold(host, "localhost") && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("repository.allowInsecureHTTP only covers a loopback host (localhost, 127.0.0.0/8, ::1), "+
+			"not repository.url's host %q: use an https URL", host)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -37,9 +38,9 @@ type Backend interface {
 type Server struct {
 	Backend Backend
 	// OperatorGroup's members may act, besides root. Empty: root only.
+	// Membership is the caller's own: its primary or supplementary groups
+	// at connect time, as the kernel reports them.
 	OperatorGroup string
-	// lookupGroups returns the group IDs of uid; tests replace it.
-	lookupGroups func(uid uint32) ([]string, error)
 }
 
 type credKey struct{}
@@ -113,20 +114,63 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+// peer is the caller as the kernel saw it when it connected: its
+// effective uid and gid (SO_PEERCRED) and its supplementary groups
+// (SO_PEERGROUPS), never what /etc/group says about the user.
+type peer struct {
+	uid, gid uint32
+	groups   []uint32
+}
+
+func (p *peer) inGroup(gid uint32) bool {
+	return p.gid == gid || slices.Contains(p.groups, gid)
+}
+
+// peerCred reads the caller's credentials. When the kernel cannot report
+// the supplementary groups (before Linux 4.13), only the primary group
+// counts: membership is never guessed.
+func peerCred(c *net.UnixConn) (*peer, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	var cred *unix.Ucred
+	var p *peer
 	var credErr error
 	err = raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			credErr = fmt.Errorf("reading peer credentials: %w", err)
+			return
+		}
+		groups, _ := peerGroups(int(fd))
+		p = &peer{uid: cred.Uid, gid: cred.Gid, groups: groups}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return cred, credErr
+	return p, credErr
+}
+
+// peerGroups returns the supplementary groups the peer had at connect
+// time. golang.org/x/sys has no wrapper for SO_PEERGROUPS: the kernel
+// fills an array of gid_t and, when it is too small, answers ERANGE with
+// the length it needs.
+func peerGroups(fd int) ([]uint32, error) {
+	buf := make([]uint32, 32)
+	for range 3 {
+		n := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch {
+		case errno == unix.ERANGE && n > uint32(len(buf)*4):
+			buf = make([]uint32, n/4)
+		case errno != 0:
+			return nil, fmt.Errorf("getsockopt SO_PEERGROUPS: %w", errno)
+		default:
+			return buf[:n/4], nil
+		}
+	}
+	return nil, errors.New("getsockopt SO_PEERGROUPS: the group list keeps growing")
 }
 
 // Handler returns the route table.
@@ -174,40 +218,25 @@ func (s *Server) act(f func(r *http.Request) (any, error)) http.HandlerFunc {
 }
 
 func (s *Server) mayAct(ctx context.Context) error {
-	cred, _ := ctx.Value(credKey{}).(*unix.Ucred)
-	if cred == nil {
+	p, _ := ctx.Value(credKey{}).(*peer)
+	if p == nil {
 		return errors.New("permission denied: caller's credentials are unknown")
 	}
-	if cred.Uid == 0 {
+	if p.uid == 0 {
 		return nil
 	}
-	if s.OperatorGroup != "" {
-		gid, err := groupID(s.OperatorGroup)
-		if err == nil && s.inGroup(cred, strconv.Itoa(gid)) {
-			return nil
-		}
+	if s.OperatorGroup == "" {
+		return fmt.Errorf("permission denied: uid %d is not root (no operator group is configured)", p.uid)
 	}
-	return fmt.Errorf("permission denied: uid %d is neither root nor in the operator group %q", cred.Uid, s.OperatorGroup)
-}
-
-func (s *Server) inGroup(cred *unix.Ucred, gid string) bool {
-	if strconv.Itoa(int(cred.Gid)) == gid {
-		return true
-	}
-	lookup := s.lookupGroups
-	if lookup == nil {
-		lookup = userGroups
-	}
-	groups, err := lookup(cred.Uid)
-	return err == nil && slices.Contains(groups, gid)
-}
-
-func userGroups(uid uint32) ([]string, error) {
-	u, err := user.LookupId(strconv.Itoa(int(uid)))
+	gid, err := groupID(s.OperatorGroup)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("permission denied: %w", err)
 	}
-	return u.GroupIds()
+	if p.inGroup(uint32(gid)) {
+		return nil
+	}
+	return fmt.Errorf("permission denied: uid %d is neither root nor in the operator group %q (gid %d; the caller's groups: %d, %v)",
+		p.uid, s.OperatorGroup, gid, p.gid, p.groups)
 }
 
 type errorBody struct {

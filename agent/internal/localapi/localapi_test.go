@@ -114,8 +114,15 @@ func serve(t *testing.T, group, operatorGroup string) (sock string, b *backend) 
 	return sock, b
 }
 
-// callAsNobody runs a copy of the test binary as uid/gid 65534 against sock.
+// callAsNobody runs a copy of the test binary as uid/gid 65534, without
+// supplementary groups, against sock.
 func callAsNobody(t *testing.T, sock string) map[string]callResult {
+	t.Helper()
+	return callAs(t, sock, &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}})
+}
+
+// callAs runs a copy of the test binary with cred against sock.
+func callAs(t *testing.T, sock string, cred *syscall.Credential) map[string]callResult {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -127,12 +134,12 @@ func callAsNobody(t *testing.T, sock string) map[string]callResult {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Dir = filepath.Dir(exe)
 	cmd.Env = append(os.Environ(), socketEnv+"="+sock)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("caller as nobody: %v\n%s", err, stderr.String())
+		t.Fatalf("caller as %+v: %v\n%s", *cred, err, stderr.String())
 	}
 	var res map[string]callResult
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -272,5 +279,50 @@ func TestListenUnknownGroup(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind after a failed Listen: %v", err)
+	}
+}
+
+// TestOperatorGroupFromPeerCredentials starts callers with different
+// primary and supplementary groups. Gid 4242 is in no /etc/group: only
+// the kernel's view of each process can say who belongs to it.
+func TestOperatorGroupFromPeerCredentials(t *testing.T) {
+	const operators = 4242
+	many := make([]uint32, 0, 101)
+	for g := uint32(5000); g < 5100; g++ {
+		many = append(many, g)
+	}
+	tests := []struct {
+		name    string
+		gid     uint32
+		groups  []uint32
+		mayAct  bool
+		wantErr string
+	}{
+		{"supplementary group", nobody, []uint32{operators}, true, ""},
+		{"primary group", operators, []uint32{}, true, ""},
+		{"supplementary group after 100 others", nobody, append(many, operators), true, ""},
+		{"no groups", nobody, []uint32{}, false, "neither root nor in the operator group"},
+		{"neighbouring groups", nobody, []uint32{operators - 1, operators + 1}, false, "[4241 4243]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock, b := serve(t, "", fmt.Sprint(operators))
+			// The socket is root's, mode 0600: let the callers in.
+			if err := os.Chmod(sock, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			res := callAs(t, sock, &syscall.Credential{Uid: nobody, Gid: tt.gid, Groups: tt.groups})
+			sy := res["POST /v1/sync"]
+			want := http.StatusForbidden
+			if tt.mayAct {
+				want = http.StatusOK
+			}
+			if sy.Code != want || !strings.Contains(sy.Body, tt.wantErr) {
+				t.Errorf("POST /v1/sync as gid %d groups %v = %+v; want %d containing %q", tt.gid, tt.groups, sy, want, tt.wantErr)
+			}
+			if n, want := b.syncs.Load(), map[bool]int32{true: 1}[tt.mayAct]; n != want {
+				t.Errorf("backend got %d syncs; want %d", n, want)
+			}
+		})
 	}
 }

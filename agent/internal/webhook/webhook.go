@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -20,10 +21,19 @@ import (
 // DefaultMaxBody is the largest accepted payload when Handler.MaxBody is 0.
 const DefaultMaxBody = 1 << 20
 
-// DefaultRate and DefaultBurst bound requests when Handler.Limiter is nil.
+// DefaultRate and DefaultBurst bound the authenticated requests handled
+// when Handler.Limiter is nil.
 const (
 	DefaultRate  = rate.Limit(1)
 	DefaultBurst = 5
+)
+
+// DefaultReplayWindow and DefaultMaxDeliveries bound how long and how many
+// accepted deliveries are remembered to refuse replays. At DefaultRate the
+// window never holds more than DefaultMaxDeliveries.
+const (
+	DefaultReplayWindow  = time.Hour
+	DefaultMaxDeliveries = 4096
 )
 
 // Handler serves the webhook endpoint. Set its fields before the first
@@ -37,12 +47,23 @@ type Handler struct {
 	Trigger func()
 	// MaxBody bounds the payload size; DefaultMaxBody when 0.
 	MaxBody int64
-	// Limiter bounds the requests handled, checked before the body is read;
-	// DefaultRate with DefaultBurst when nil.
+	// Limiter bounds the authenticated requests handled, so that only a
+	// holder of the secret can use it up; DefaultRate with DefaultBurst
+	// when nil.
 	Limiter *rate.Limiter
+	// ReplayWindow is how long an accepted delivery is remembered;
+	// DefaultReplayWindow when 0.
+	ReplayWindow time.Duration
+	// MaxDeliveries bounds the deliveries remembered (the oldest go
+	// first); DefaultMaxDeliveries when 0.
+	MaxDeliveries int
 
 	once    sync.Once
 	limiter *rate.Limiter
+	now     func() time.Time // time.Now; tests move it
+
+	mu   sync.Mutex
+	seen deliveries
 }
 
 // signature is one way a forge signs its payload.
@@ -61,19 +82,23 @@ var signatures = []signature{
 
 var eventHeaders = []string{"X-Forgejo-Event", "X-Gitea-Event", "X-GitHub-Event"}
 
+// deliveryHeaders carry the forge's id of one delivery; a redelivery from
+// the forge's UI keeps it. Forgejo sends its own and Gitea's, equal.
+var deliveryHeaders = []string{"X-Forgejo-Delivery", "X-Gitea-Delivery", "X-GitHub-Delivery"}
+
 // ServeHTTP answers 202 and triggers a pass for a correctly signed push
 // event, 200 for GitHub's ping, 204 for other events; 401 when the
-// signature is missing or wrong, 413 when the body is too large, 429 over
-// the rate limit, 405 for anything but POST. Only a signed push triggers.
+// signature is missing or wrong, 409 for a delivery already accepted
+// within the replay window, 413 when the body is too large, 429 over the
+// rate limit, 405 for anything but POST. Only a signed push triggers.
+//
+// The signature is checked before the rate limit: a flood of unsigned or
+// forged requests costs one HMAC each and cannot use up the budget of the
+// forge's real deliveries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "only POST", http.StatusMethodNotAllowed)
-		return
-	}
-	if !h.allow() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return
 	}
 	if len(h.Secret) == 0 || h.Trigger == nil {
@@ -85,8 +110,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(code), code)
 		return
 	}
-	if !h.verify(r.Header, body) {
+	mac, ok := h.verify(r.Header, body)
+	if !ok {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	switch h.admit(delivery(r.Header), mac) {
+	case admitReplay:
+		http.Error(w, "delivery already seen: replay refused", http.StatusConflict)
+		return
+	case admitLimited:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return
 	}
 	switch event(r.Header) {
@@ -98,16 +133,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-func (h *Handler) allow() bool {
-	h.once.Do(func() {
-		h.limiter = h.Limiter
-		if h.limiter == nil {
-			h.limiter = rate.NewLimiter(DefaultRate, DefaultBurst)
-		}
-	})
-	return h.limiter.Allow()
 }
 
 // readBody reads at most MaxBody bytes; a non-zero code says why it failed.
@@ -131,8 +156,8 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int)
 }
 
 // verify checks the first signature header present against the HMAC of body
-// in constant time.
-func (h *Handler) verify(hdr http.Header, body []byte) bool {
+// in constant time, and returns the HMAC.
+func (h *Handler) verify(hdr http.Header, body []byte) ([]byte, bool) {
 	for _, s := range signatures {
 		v := hdr.Get(s.header)
 		if v == "" {
@@ -140,17 +165,27 @@ func (h *Handler) verify(hdr http.Header, body []byte) bool {
 		}
 		hexSum, ok := strings.CutPrefix(v, s.prefix)
 		if !ok {
-			return false
+			return nil, false
 		}
 		got, err := hex.DecodeString(hexSum)
 		if err != nil {
-			return false
+			return nil, false
 		}
 		mac := hmac.New(sha256.New, h.Secret)
 		mac.Write(body)
-		return hmac.Equal(got, mac.Sum(nil))
+		sum := mac.Sum(nil)
+		return sum, hmac.Equal(got, sum)
 	}
-	return false
+	return nil, false
+}
+
+func delivery(hdr http.Header) string {
+	for _, name := range deliveryHeaders {
+		if v := strings.TrimSpace(hdr.Get(name)); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func event(hdr http.Header) string {

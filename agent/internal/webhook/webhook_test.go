@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -177,26 +178,27 @@ func TestDefaultMaxBody(t *testing.T) {
 	}
 }
 
-// TestFlood sends 1,000 validly signed pushes as fast as 16 clients can; the
-// limiter must bound the passes triggered by its burst plus its rate over the
-// time the flood took.
+// TestFlood sends 1,000 distinct, validly signed pushes as fast as 16
+// clients can; the limiter must bound the passes triggered by its burst plus
+// its rate over the time the flood took.
 func TestFlood(t *testing.T) {
 	const requests, workers, burst = 1000, 16, 5
 	limit := rate.Limit(2)
 	srv, runs := server(t, &Handler{Secret: secret, Limiter: rate.NewLimiter(limit, burst)})
-	hdr := forgejo("push", sign(secret, payload))
 	codes := map[int]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	jobs := make(chan struct{})
+	jobs := make(chan int)
 	start := time.Now()
 	for range workers {
 		wg.Go(func() {
-			for range jobs {
-				req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader([]byte(payload)))
-				for k, v := range hdr {
+			for i := range jobs {
+				body := fmt.Sprintf(`{"ref":"refs/heads/main","after":"%040x"}`, i)
+				req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader([]byte(body)))
+				for k, v := range forgejo("push", sign(secret, body)) {
 					req.Header.Set(k, v)
 				}
+				req.Header.Set("X-Forgejo-Delivery", fmt.Sprint("delivery-", i))
 				resp, err := srv.Client().Do(req)
 				if err != nil {
 					t.Errorf("POST: %v", err)
@@ -209,8 +211,8 @@ func TestFlood(t *testing.T) {
 			}
 		})
 	}
-	for range requests {
-		jobs <- struct{}{}
+	for i := range requests {
+		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
