@@ -1,7 +1,11 @@
 package check
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"sync"
+
+	"github.com/yannh/kubeconform/pkg/validator"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -55,10 +59,9 @@ func Decode(o Object) (any, error) {
 // ArgoCD applies from the vendored charts and manifests). schemaDir is a
 // scratch directory for the generated JSON schemas.
 func Validate(schemaDir string, objs []Object) []error {
-	crds, errs := CRDs(objs)
-	v, err := NewValidator(schemaDir, crds)
-	if err != nil {
-		return append(errs, fmt.Errorf("kubeconform: %w", err))
+	v, errs := cachedValidator(schemaDir, objs)
+	if v == nil {
+		return errs
 	}
 	for _, o := range objs {
 		if o.Kind == "CustomResourceDefinition" {
@@ -75,4 +78,41 @@ func Validate(schemaDir string, objs []Object) []error {
 		}
 	}
 	return errs
+}
+
+var (
+	validatorMu    sync.Mutex
+	validatorCache = map[[sha256.Size]byte]validatorResult{}
+)
+
+type validatorResult struct {
+	v    validator.Validator
+	errs []error
+}
+
+// cachedValidator builds the kubeconform validator for the CRDs in objs
+// once per scratch directory and distinct set of CRDs: compiling the schemas is the slow part,
+// and the mutation tests check many trees with the same CRDs.
+func cachedValidator(schemaDir string, objs []Object) (validator.Validator, []error) {
+	h := sha256.New()
+	h.Write([]byte(schemaDir + "\x00"))
+	for _, o := range objs {
+		if o.Kind == "CustomResourceDefinition" {
+			h.Write(o.JSON)
+		}
+	}
+	var key [sha256.Size]byte
+	copy(key[:], h.Sum(nil))
+	validatorMu.Lock()
+	defer validatorMu.Unlock()
+	if r, ok := validatorCache[key]; ok {
+		return r.v, r.errs
+	}
+	crds, errs := CRDs(objs)
+	v, err := NewValidator(schemaDir, crds)
+	if err != nil {
+		return nil, append(errs, fmt.Errorf("kubeconform: %w", err))
+	}
+	validatorCache[key] = validatorResult{v, errs}
+	return v, errs
 }

@@ -40,7 +40,7 @@ type NixSide struct {
 	K3sServers []string `json:"k3sServers"`
 }
 
-const nixExpr = `root: let
+const nixExpr = `{ root }: let
   caHost = "mysecrets";
   m = import (root + "/nixos/hosts/${caHost}/default.nix") { config = {}; pkgs = {}; lib = {}; };
   inv = import (root + "/nixos/lib/inventory.nix");
@@ -67,7 +67,7 @@ func ReadNixSide(ctx context.Context, repoRoot string) (NixSide, error) {
 	if err != nil {
 		return NixSide{}, err
 	}
-	args := []string{"--eval", "--strict", "--json", "--expr", "(" + nixExpr + ") " + abs}
+	args := []string{"--eval", "--strict", "--json", "--argstr", "root", abs, "--expr", nixExpr}
 	cmd := exec.CommandContext(ctx, "nix-instantiate", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

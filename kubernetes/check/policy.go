@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -202,40 +203,46 @@ func (t *Tree) ScopeErrors() []error {
 // host network: NetworkPolicy does not apply to those, so the policy
 // protects nothing.
 func (t *Tree) HostNetworkPolicies() []error {
-	var errs []error
+	type pod struct {
+		ns     string
+		labels labels.Set
+		host   bool
+	}
+	var pods []pod
 	objs := t.AllObjects()
-	for _, o := range objs {
-		if o.Kind != "NetworkPolicy" {
+	for _, w := range objs {
+		if w.Kind != "Deployment" && w.Kind != "StatefulSet" && w.Kind != "DaemonSet" {
 			continue
 		}
+		var tmpl struct {
+			Spec struct {
+				Template corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		}
+		if json.Unmarshal(w.JSON, &tmpl) == nil {
+			pods = append(pods, pod{w.Namespace, tmpl.Spec.Template.Labels, tmpl.Spec.Template.Spec.HostNetwork})
+		}
+	}
+	var errs []error
+	for _, o := range objs {
 		var np networkingv1.NetworkPolicy
-		if json.Unmarshal(o.JSON, &np) != nil {
+		if o.Kind != "NetworkPolicy" || json.Unmarshal(o.JSON, &np) != nil {
 			continue
 		}
 		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 		if err != nil {
 			continue
 		}
-		pods, host := 0, 0
-		for _, w := range objs {
-			spec, ok := podSpec(w)
-			if w.Namespace != o.Namespace || !ok || (w.Kind != "Deployment" && w.Kind != "StatefulSet" && w.Kind != "DaemonSet") {
-				continue
-			}
-			var tmpl struct {
-				Spec struct {
-					Template struct{ Metadata metav1.ObjectMeta } `json:"template"`
-				} `json:"spec"`
-			}
-			_ = json.Unmarshal(w.JSON, &tmpl)
-			if sel.Matches(labels.Set(tmpl.Spec.Template.Metadata.Labels)) {
-				pods++
-				if spec.HostNetwork {
+		matched, host := 0, 0
+		for _, p := range pods {
+			if p.ns == o.Namespace && sel.Matches(p.labels) {
+				matched++
+				if p.host {
 					host++
 				}
 			}
 		}
-		if pods > 0 && pods == host {
+		if matched > 0 && matched == host {
 			errs = append(errs, fmt.Errorf("%s: selects only hostNetwork pods, to which NetworkPolicy does not apply: it protects nothing", o))
 		}
 	}
