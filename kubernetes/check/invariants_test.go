@@ -1,6 +1,9 @@
 package check
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 const (
 	apps        = "kubernetes/clusters/main/apps/"
@@ -143,4 +146,31 @@ func TestProjectsAndPolicies(t *testing.T) {
 		{"bootstrap Secret with data", one(base+"apps/marmithon/tailscale-state.yaml", "type: Opaque", "type: Opaque\nstringData:\n  key: value"),
 			"Secret carries data in git"},
 	})
+}
+
+// TestUnsetValues lists the site values still UNSET, and forgets one once
+// it is filled in.
+func TestUnsetValues(t *testing.T) {
+	root := copyTree(t)
+	before, err := UnsetValues(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(t, root, change{site, "exit-node-ip: UNSET", "exit-node-ip: 100.101.102.103"})
+	after, err := UnsetValues(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before)-1 {
+		t.Errorf("UnsetValues() = %v before filling exit-node-ip and %v after; want exactly it gone", before, after)
+	}
+	for _, u := range after {
+		if u == "exit-node-ip" {
+			t.Errorf("UnsetValues() after filling = %v; still lists exit-node-ip", after)
+		}
+	}
+	r := Check(context.Background(), root, scratch)
+	for _, err := range r.Errors {
+		t.Errorf("Check() with exit-node-ip filled in: %v", err)
+	}
 }
