@@ -8,12 +8,14 @@
 package check
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -107,9 +109,74 @@ func readKustomization(dir string) (Kustomization, bool, error) {
 	return Kustomization{}, false, nil
 }
 
+var (
+	buildMu   sync.Mutex
+	buildMemo = map[[sha256.Size]byte][]Object{}
+)
+
 // Build runs kustomize (the Go API, no helm, no network plugins) on dir and
-// returns the objects it produced.
+// returns the objects it produced. Builds are memoized by the content of dir
+// and of the shared components (../../components, the only paths outside
+// their own directory that this tree's kustomizations read), which keeps the
+// mutation tests fast.
 func Build(dir string) ([]Object, error) {
+	key, err := treeHash(dir, filepath.Join(dir, "../../components"))
+	if err == nil {
+		buildMu.Lock()
+		objs, ok := buildMemo[key]
+		buildMu.Unlock()
+		if ok {
+			return withOrigin(objs, dir), nil
+		}
+	}
+	objs, berr := build(dir)
+	if berr == nil && err == nil {
+		buildMu.Lock()
+		buildMemo[key] = objs
+		buildMu.Unlock()
+	}
+	return objs, berr
+}
+
+func withOrigin(objs []Object, dir string) []Object {
+	out := make([]Object, len(objs))
+	for i, o := range objs {
+		o.Origin = dir
+		out[i] = o
+	}
+	return out
+}
+
+// treeHash hashes the names and contents of every file under the dirs.
+func treeHash(dirs ...string) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	for _, d := range dirs {
+		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && p == d {
+				return nil
+			}
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(d, p)
+			fmt.Fprintf(h, "%s\x00%d\x00", rel, len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return [sha256.Size]byte{}, err
+		}
+	}
+	var key [sha256.Size]byte
+	copy(key[:], h.Sum(nil))
+	return key, nil
+}
+
+func build(dir string) ([]Object, error) {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {

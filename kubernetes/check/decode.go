@@ -1,10 +1,11 @@
 package check
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
+	"crypto/sha256"
 	"fmt"
+	"sync"
+
+	"github.com/yannh/kubeconform/pkg/validator"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -32,17 +33,19 @@ func newScheme() *runtime.Scheme {
 var strict = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
 	kjson.SerializerOptions{Strict: true})
 
-// Decode decodes o strictly: built-in kinds against the Kubernetes API types,
-// the custom resources this tree uses against small structs of their own
-// (unknown fields rejected, required fields checked). A kind it knows neither
-// way is an error: add it to customKinds.
+// Builtin reports whether o is a built-in Kubernetes kind (or a
+// CustomResourceDefinition).
+func Builtin(o Object) bool {
+	return scheme.Recognizes(schema.FromAPIVersionAndKind(o.APIVersion, o.Kind))
+}
+
+// Decode decodes a built-in object strictly against the Kubernetes API
+// types (unknown and duplicate fields rejected). Custom resources are
+// validated by kubeconform against their CRDs instead (Validate).
 func Decode(o Object) (any, error) {
 	gvk := schema.FromAPIVersionAndKind(o.APIVersion, o.Kind)
-	if newCR, ok := customKinds[gvk]; ok {
-		return decodeCustom(o, newCR())
-	}
 	if !scheme.Recognizes(gvk) {
-		return nil, fmt.Errorf("%s: unknown kind %s: add a type for it to customKinds", o, gvk)
+		return nil, fmt.Errorf("%s: not a built-in kind", o)
 	}
 	v, _, err := strict.Decode(o.JSON, nil, nil)
 	if err != nil {
@@ -51,14 +54,65 @@ func Decode(o Object) (any, error) {
 	return v, nil
 }
 
-func decodeCustom(o Object, v validator) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(o.JSON))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return nil, fmt.Errorf("%s: %w", o, err)
+// Validate checks every object: built-in kinds by strict decoding, custom
+// resources with kubeconform against the CRDs found in objs (the CRDs that
+// ArgoCD applies from the vendored charts and manifests). schemaDir is a
+// scratch directory for the generated JSON schemas.
+func Validate(schemaDir string, objs []Object) []error {
+	v, errs := cachedValidator(schemaDir, objs)
+	if v == nil {
+		return errs
 	}
-	if errs := v.validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %w", o, errors.Join(errs...))
+	for _, o := range objs {
+		if o.Kind == "CustomResourceDefinition" {
+			continue // decoded by CRDs
+		}
+		if Builtin(o) {
+			if _, err := Decode(o); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if err := validateCustom(v, o); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return v, nil
+	return errs
+}
+
+var (
+	validatorMu    sync.Mutex
+	validatorCache = map[[sha256.Size]byte]validatorResult{}
+)
+
+type validatorResult struct {
+	v    validator.Validator
+	errs []error
+}
+
+// cachedValidator builds the kubeconform validator for the CRDs in objs
+// once per scratch directory and distinct set of CRDs: compiling the schemas is the slow part,
+// and the mutation tests check many trees with the same CRDs.
+func cachedValidator(schemaDir string, objs []Object) (validator.Validator, []error) {
+	h := sha256.New()
+	h.Write([]byte(schemaDir + "\x00"))
+	for _, o := range objs {
+		if o.Kind == "CustomResourceDefinition" {
+			h.Write(o.JSON)
+		}
+	}
+	var key [sha256.Size]byte
+	copy(key[:], h.Sum(nil))
+	validatorMu.Lock()
+	defer validatorMu.Unlock()
+	if r, ok := validatorCache[key]; ok {
+		return r.v, r.errs
+	}
+	crds, errs := CRDs(objs)
+	v, err := NewValidator(schemaDir, crds)
+	if err != nil {
+		return nil, append(errs, fmt.Errorf("kubeconform: %w", err))
+	}
+	validatorCache[key] = validatorResult{v, errs}
+	return v, errs
 }

@@ -26,19 +26,17 @@ type workload struct {
 }
 
 // ExitNodeEgress checks that the workload whose pods carry the label
-// app.kubernetes.io/name=app sends its traffic through a Tailscale exit node
-// and fails closed: a native tailscale sidecar with a startupProbe, the
-// exit-node flags, kernel networking, an auth key from an ExternalSecret,
-// RBAC on the state Secret, and a NetworkPolicy that denies other egress
-// and lets no IRC port reach the internet.
+// app.kubernetes.io/name=app reaches the internet only through a Tailscale
+// exit node and fails closed on every port: see marmithon.go for the pod's
+// invariants; this adds the auth key, the state Secret and its RBAC, and a
+// NetworkPolicy that denies other egress and lets no IRC port out.
 func ExitNodeEgress(objs []Object, app string) []error {
 	w, err := findWorkload(objs, app)
 	if err != nil {
 		return []error{err}
 	}
-	errs := sidecarErrors(w)
-	sidecar := findSidecar(w.pod.Spec)
-	if sidecar != nil {
+	errs := podErrors(w)
+	if sidecar := findSidecar(w.pod.Spec); sidecar != nil {
 		errs = append(errs, authKeyErrors(objs, w, sidecar)...)
 		errs = append(errs, stateSecretErrors(objs, w, sidecar)...)
 	}
@@ -76,14 +74,23 @@ func findWorkload(objs []Object, app string) (workload, error) {
 	return found[0], nil
 }
 
-// findSidecar returns the native sidecar running the tailscale image.
+// findSidecar returns the native sidecar running the tailscale image (or,
+// when none is native, the first tailscale init container, so that the
+// checks can say what is wrong with it).
 func findSidecar(spec corev1.PodSpec) *corev1.Container {
+	var first *corev1.Container
 	for i, c := range spec.InitContainers {
-		if strings.Contains(c.Image, "tailscale/tailscale") {
+		if !strings.Contains(c.Image, "tailscale/tailscale") {
+			continue
+		}
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			return &spec.InitContainers[i]
 		}
+		if first == nil {
+			first = &spec.InitContainers[i]
+		}
 	}
-	return nil
+	return first
 }
 
 func env(c *corev1.Container, name string) (corev1.EnvVar, bool) {
@@ -93,53 +100,6 @@ func env(c *corev1.Container, name string) (corev1.EnvVar, bool) {
 		}
 	}
 	return corev1.EnvVar{}, false
-}
-
-func sidecarErrors(w workload) []error {
-	c := findSidecar(w.pod.Spec)
-	if c == nil {
-		return []error{fmt.Errorf("%s: no tailscale initContainer", w.name)}
-	}
-	var errs []error
-	if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
-		errs = append(errs, fmt.Errorf("%s: initContainer %s is not a native sidecar (restartPolicy: Always)", w.name, c.Name))
-	}
-	if c.StartupProbe == nil {
-		errs = append(errs, fmt.Errorf("%s: sidecar %s has no startupProbe: the bot could start before the tunnel is up", w.name, c.Name))
-	}
-	if len(w.pod.Spec.Containers) == 0 {
-		errs = append(errs, fmt.Errorf("%s: no main container", w.name))
-	}
-	extra, _ := env(c, "TS_EXTRA_ARGS")
-	errs = append(errs, exitNodeArgErrors(w.name, extra.Value)...)
-	if us, _ := env(c, "TS_USERSPACE"); us.Value != "false" {
-		errs = append(errs, fmt.Errorf("%s: TS_USERSPACE=%q; want \"false\" (kernel mode routes all pod traffic into tailscale0)", w.name, us.Value))
-	} else if !netAdmin(c) {
-		errs = append(errs, fmt.Errorf("%s: sidecar %s needs capability NET_ADMIN for kernel mode", w.name, c.Name))
-	}
-	return errs
-}
-
-// exitNodeArgErrors checks `tailscale up` arguments.
-func exitNodeArgErrors(name, args string) []error {
-	f := strings.Fields(args)
-	var node string
-	for i, a := range f {
-		switch {
-		case strings.HasPrefix(a, "--exit-node="):
-			node = strings.TrimPrefix(a, "--exit-node=")
-		case a == "--exit-node" && i+1 < len(f):
-			node = f[i+1]
-		}
-	}
-	var errs []error
-	if node == "" {
-		errs = append(errs, fmt.Errorf("%s: TS_EXTRA_ARGS %q has no --exit-node=<node>", name, args))
-	}
-	if !slices.Contains(f, "--exit-node-allow-lan-access=false") {
-		errs = append(errs, fmt.Errorf("%s: TS_EXTRA_ARGS %q lacks --exit-node-allow-lan-access=false", name, args))
-	}
-	return errs
 }
 
 func netAdmin(c *corev1.Container) bool {
@@ -160,14 +120,7 @@ func authKeyErrors(objs []Object, w workload, c *corev1.Container) []error {
 	}
 	want := e.ValueFrom.SecretKeyRef.Name
 	for _, o := range objs {
-		if o.Kind != "ExternalSecret" || o.Namespace != w.namespace {
-			continue
-		}
-		v, err := Decode(o)
-		if err != nil {
-			return []error{err}
-		}
-		if v.(*ExternalSecret).TargetName() == want {
+		if o.Kind == "ExternalSecret" && o.Namespace == w.namespace && producedSecret(o) == want {
 			return nil
 		}
 	}
@@ -189,10 +142,30 @@ func stateSecretErrors(objs []Object, w workload, c *corev1.Container) []error {
 	}
 	for _, r := range roles {
 		if grants(r, e.Value, "get", "update", "patch") {
-			return nil
+			return keptSecretErrors(objs, w.namespace, e.Value)
 		}
 	}
-	return []error{fmt.Errorf("%s: no Role bound to ServiceAccount %s allows get, update, patch on Secret %s", w.name, sa, e.Value)}
+	errs := []error{fmt.Errorf("%s: no Role bound to ServiceAccount %s allows get, update, patch on Secret %s", w.name, sa, e.Value)}
+	return append(errs, keptSecretErrors(objs, w.namespace, e.Value)...)
+}
+
+// keptSecretErrors checks that the state Secret is declared in git and that
+// ArgoCD neither prunes it nor deletes it with the Application: the auth key
+// is single-use, so losing the Secret loses the node's identity.
+func keptSecretErrors(objs []Object, ns, name string) []error {
+	for _, o := range objs {
+		if o.Kind != "Secret" || o.Namespace != ns || o.Name != name {
+			continue
+		}
+		var errs []error
+		for _, opt := range []string{"Prune=false", "Delete=false"} {
+			if !hasSyncOption(o, opt) {
+				errs = append(errs, fmt.Errorf("Secret %s/%s (tailscale state): sync-options lack %s; the node identity would be lost", ns, name, opt))
+			}
+		}
+		return errs
+	}
+	return []error{fmt.Errorf("Secret %s/%s (tailscale state) is not declared in git", ns, name)}
 }
 
 func rolesBoundTo(objs []Object, ns, sa string) ([]*rbacv1.Role, error) {
