@@ -58,7 +58,7 @@ func newHost(t *testing.T, mutate func(c map[string]any)) *host {
 	c := map[string]any{
 		"version":      1,
 		"hostname":     hostName,
-		"repository":   map[string]any{"url": h.server.URL, "tokenFile": tokenFile},
+		"repository":   map[string]any{"url": h.server.URL, "tokenFile": tokenFile, "allowInsecureHTTP": true},
 		"pollInterval": "1h",
 		"stateDir":     filepath.Join(dir, "state"),
 		"runtimeDir":   filepath.Join(dir, "run"),
