@@ -192,7 +192,10 @@ type secretsHost struct {
 	done     chan error
 }
 
-func newSecretsHost(t *testing.T) *secretsHost {
+func newSecretsHost(t *testing.T) *secretsHost { return newSecretsHostWith(t, nil) }
+
+// newSecretsHostWith is newSecretsHost with the config changed by mutate.
+func newSecretsHostWith(t *testing.T, mutate func(c map[string]any)) *secretsHost {
 	t.Helper()
 	dir := t.TempDir()
 	h := &secretsHost{t: t, dir: dir, up: nixtest.NewRepo(t, "main"), key: secretstest.NewAgeKey(t),
@@ -211,6 +214,9 @@ func newSecretsHost(t *testing.T) *secretsHost {
 		"deploy": map[string]any{"profile": filepath.Join(dir, "profiles", "system"), "currentSystem": h.opts.CurrentSystemLink,
 			"bootedSystem": filepath.Join(dir, "booted-system"), "systemdRun": false, "confirmTimeout": "5s", "nixArgs": nixtest.Args()},
 		"secrets": map[string]any{"dir": filepath.Join(dir, "secrets"), "ageKeyFiles": []string{h.key.File}, "helper": helper},
+	}
+	if mutate != nil {
+		mutate(c)
 	}
 	b, _ := json.Marshal(c)
 	if h.cfg, err = config.Load(writeFile(t, dir, "config.json", string(b))); err != nil {

@@ -23,6 +23,10 @@ type secretsInstaller struct {
 	dec   *secrets.Decrypter
 }
 
+// bootID identifies the current boot for secrets generation names; tests
+// replace it to simulate a reboot.
+var bootID = boot.ID
+
 func newSecretsInstaller(c *config.Config) *secretsInstaller {
 	helper := c.Secrets.Helper
 	if helper == "" {
@@ -31,7 +35,7 @@ func newSecretsInstaller(c *config.Config) *secretsInstaller {
 	return &secretsInstaller{
 		cfg: c,
 		store: &secrets.Store{Link: c.Secrets.Dir, Root: filepath.Join(c.RuntimeDir, "secrets.d"),
-			Keep: c.Secrets.KeepGenerations, Boot: boot.ID()},
+			Keep: c.Secrets.KeepGenerations, Boot: bootID()},
 		dec: &secrets.Decrypter{Helper: helper},
 	}
 }

@@ -35,12 +35,14 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 		// rotated token or deploy key gets fixed without a restart.
 		return d.fail(ctx, "fetch", "", fault.New(fault.Transient, err))
 	}
+	// Drift first: a reboot that ended a test deployment changes what the
+	// testing branch may deploy.
+	repair := d.checkDrift()
 	d.setPhase(status.Verifying, short(heads[d.Config.Repository.Branch]))
 	t, err := d.choose(ctx, heads, force)
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
 	}
-	repair := d.checkDrift()
 	d.mu.Lock()
 	deployed := d.st.Deployed
 	suspended := d.st.Suspended
