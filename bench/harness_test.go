@@ -22,11 +22,11 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"
 )
 
-// binDir holds the agent and the decrypt helper, built once per test binary.
+// binDirs holds the agent and the decrypt helper, built once per test
+// binary and build tags.
 var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
+	buildMu sync.Mutex
+	binDirs = map[string]string{}
 )
 
 func TestMain(m *testing.M) {
@@ -34,29 +34,36 @@ func TestMain(m *testing.M) {
 		os.Exit(childFetch(dir))
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	for _, dir := range binDirs {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }
 
 // agentBinary returns the path of avalanche-agent built from this tree,
 // with avalanche-decrypt next to it.
-func agentBinary(tb testing.TB) string {
+func agentBinary(tb testing.TB) string { return buildAgent(tb, "") }
+
+// buildAgent builds avalanche-agent and avalanche-decrypt with the given
+// build tags (once per test binary) and returns the agent's path.
+func buildAgent(tb testing.TB, tags string) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "avalanche-bench-bin-"); buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "../agent/cmd/avalanche-agent", "../agent/cmd/avalanche-decrypt")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if dir, ok := binDirs[tags]; ok {
+		return filepath.Join(dir, "avalanche-agent")
 	}
-	return filepath.Join(binDir, "avalanche-agent")
+	dir, err := os.MkdirTemp("", "avalanche-bench-bin-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", dir+"/", "../agent/cmd/avalanche-agent", "../agent/cmd/avalanche-decrypt")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		tb.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
+	}
+	binDirs[tags] = dir
+	return filepath.Join(dir, "avalanche-agent")
 }
 
 // fullRun reports whether the full (slow) form of the suite was asked for.
@@ -83,6 +90,10 @@ type host struct {
 	checkedRollbacks int
 	// redundantSwitches counts rollbacks to the system already running.
 	redundantSwitches int
+	// binary is the agent to run; default agentBinary. env is added to
+	// its environment.
+	binary string
+	env    []string
 }
 
 const hostName = "benchhost"
@@ -163,8 +174,13 @@ func (h *host) start() {
 		h.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(agentBinary(h.t), "run", "--config", h.cfgPath)
+	bin := h.binary
+	if bin == "" {
+		bin = agentBinary(h.t)
+	}
+	cmd := exec.Command(bin, "run", "--config", h.cfgPath)
 	cmd.Env = append(os.Environ(), "JOURNAL_STREAM=", "NOTIFY_SOCKET=", "XDG_CACHE_HOME="+filepath.Join(h.dir, "cache"))
+	cmd.Env = append(cmd.Env, h.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -71,6 +72,7 @@ func (d *Daemon) run(ctx context.Context, f *journal.Flight, steps []step) passR
 		if err := d.record(f, s.name, journal.Intent); err != nil {
 			return d.abort(ctx, f, s.name, err)
 		}
+		failpoint.Hit(s.name)
 		start := d.now()
 		err := s.run(ctx, f)
 		if errors.Is(err, errUpToDate) {

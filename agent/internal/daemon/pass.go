@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -39,6 +40,7 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	// testing branch may deploy.
 	repair := d.checkDrift()
 	d.setPhase(status.Verifying, short(heads[d.Config.Repository.Branch]))
+	failpoint.Hit("verify")
 	t, err := d.choose(ctx, heads, force)
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
@@ -73,6 +75,7 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 // fetch brings the tracked branches up to date.
 func (d *Daemon) fetch(ctx context.Context) (map[string]string, error) {
 	d.setPhase(status.Fetching, "")
+	failpoint.Hit("fetch")
 	start := d.now()
 	release := d.Notify.Hold(d.Config.Repository.FetchTimeout.D())
 	res, err := d.Git.Fetch(ctx)

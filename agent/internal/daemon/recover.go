@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -35,6 +36,7 @@ func (d *Daemon) recover(ctx context.Context) (res passResult, ok bool) {
 		return passResult{}, true
 	}
 	d.setPhase(status.Recovering, fmt.Sprintf("deployment of %s stopped at %s (%s)", short(f.Commit), f.Step, f.Event))
+	failpoint.Hit("recovery")
 	d.Log.Warn().Str("commit", f.Commit).Uint64("flight", f.ID).Str("phase", f.Step).Str("event", f.Event).
 		Str("running", resolve(d.Config.Deploy.CurrentSystem)).Msg("recovering a deployment that was cut short")
 	res = d.resume(ctx, f)

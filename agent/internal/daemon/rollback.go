@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/boot"
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -22,13 +23,16 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	if f.Cause == "" {
 		f.Cause, f.Class = cause.Error(), string(classify(ctx, cause))
 	}
-	f.RollbackUnit = fmt.Sprintf("avalanche-rollback-%d", f.ID)
+	if f.RollbackUnit == "" {
+		f.RollbackUnit = fmt.Sprintf("avalanche-rollback-%d", f.ID)
+	}
 	f.RollbackError = ""
 	if err := d.record(f, journal.StepRollback, journal.Intent); err != nil {
 		// Rolling back is still the safest thing to do.
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")
 	}
 	d.setPhase(status.RollingBack, short(f.Commit)+": "+f.Cause)
+	failpoint.Hit("rollback")
 	// A stop does not cut a rollback short: the host would be left
 	// between two systems. systemd's stop timeout bounds it.
 	err := d.undo(context.WithoutCancel(ctx), f)
@@ -45,8 +49,12 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 // undo waits for f's switch to end (never two activations at once), then
 // restores the previous secrets and activates the previous system.
 func (d *Daemon) undo(ctx context.Context, f *journal.Flight) error {
-	if err := d.awaitUnit(ctx, f.Unit, f.SwitchBy); err != nil {
-		d.Log.Warn().Err(err).Str("unit", f.Unit).Msg("stopping the switch before rolling back")
+	// The forward switch, and a rollback's own switch that a crash left
+	// running: both must end before this rollback switches.
+	for _, unit := range []string{f.Unit, f.RollbackUnit} {
+		if err := d.awaitUnit(ctx, unit, f.SwitchBy); err != nil {
+			d.Log.Warn().Err(err).Str("unit", unit).Msg("stopping a switch before rolling back")
+		}
 	}
 	sec, secErr := d.undoSecrets(ctx, f)
 	if f.PreviousSystem == "" {
