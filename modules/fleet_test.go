@@ -99,7 +99,15 @@ func copyTree(src, dst string) error {
 
 // expr is a Nix expression over the harness of the copy.
 func (f *fleet) expr(attr string) string {
-	return fmt.Sprintf("(import %s/nixos/tests/eval { nixpkgsLib = %s; repo = %s; }).%s", f.dir, f.lib, f.dir, attr)
+	return fmt.Sprintf("(import (%s + \"/nixos/tests/eval\") { nixpkgsLib = %s; repo = %s; }).%s",
+		nixPath(f.dir), nixPath(f.lib), nixPath(f.dir), attr)
+}
+
+// nixPath is dir as a Nix path expression, whatever characters it holds
+// (t.TempDir names carry the test's name).
+func nixPath(dir string) string {
+	s := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`).Replace(dir)
+	return `(/. + "` + s + `")`
 }
 
 // eval evaluates attr strictly; the error carries Nix's message.
@@ -144,7 +152,9 @@ type planned struct {
 }
 
 // testValue is what the generated secrets file holds for key.
-func testValue(file, key string) string { return "test value of " + key + " in " + filepath.Base(filepath.Dir(file)) }
+func testValue(file, key string) string {
+	return "test value of " + key + " in " + filepath.Base(filepath.Dir(file))
+}
 
 // writeSecrets creates every secrets file the hosts declare, encrypted with
 // SOPS to a new age key, each holding a test value at every key a host
