@@ -95,6 +95,9 @@ in
       allowUnfree = config.nixpkgs.config.allowUnfree or false;
     };
 
+  # Where a stub package's main program is (the hook test swaps it).
+  stubExe = system: name: lib.getExe nixpkgs.legacyPackages.${system}.${name};
+
   # Whether calypso-style predicates accept a package name.
   unfreeAllowed =
     name: pname: ((hostConfig name).nixpkgs.config.allowUnfreePredicate or (_: false)) { inherit pname; };
