@@ -16,13 +16,21 @@ import (
 
 // report is what nixos/tests/eval says about one host.
 type report struct {
-	Toplevel      string          `json:"toplevel"`
-	Warnings      []string        `json:"warnings"`
-	AgentConfig   json.RawMessage `json:"agentConfig"`
-	Manifest      json.RawMessage `json:"manifest"`
-	PostBuildHook *string         `json:"postBuildHook"`
-	SSHServeKeys  []string        `json:"sshServeKeys"`
-	AllowUnfree   bool            `json:"allowUnfree"`
+	Toplevel    string          `json:"toplevel"`
+	Warnings    []string        `json:"warnings"`
+	AgentConfig json.RawMessage `json:"agentConfig"`
+	Manifest    json.RawMessage `json:"manifest"`
+	AgentUnit   struct {
+		RestartIfChanged bool   `json:"restartIfChanged"`
+		Type             string `json:"Type"`
+		ExecStart        string `json:"ExecStart"`
+		WatchdogSec      string `json:"WatchdogSec"`
+	} `json:"agentUnit"`
+	Etc           []string `json:"etc"`
+	AfterAgent    []string `json:"afterAgent"`
+	PostBuildHook *string  `json:"postBuildHook"`
+	SSHServeKeys  []string `json:"sshServeKeys"`
+	AllowUnfree   bool     `json:"allowUnfree"`
 }
 
 // Every host of the inventory evaluates, through flake.nix, mkNixosConfig,
@@ -68,6 +76,42 @@ func TestHostsEvaluate(t *testing.T) {
 		})
 	}
 	t.Run("builders can upload to possum", func(t *testing.T) { checkUploads(t, inv, reports) })
+	t.Run("services that read secrets start after the agent", func(t *testing.T) {
+		for h, want := range map[string][]string{
+			"beacon":    {"grafana"},
+			"mysecrets": {"kanidm", "step-ca", "vaultwarden"},
+			"possum":    {"garage", "harmonia"},
+			"raccoon00": {"k3s"},
+			"eagle":     {},
+		} {
+			if diff := cmp.Diff(want, reports[h].AfterAgent); diff != "" {
+				t.Errorf("%s: services ordered after avalanche-agent (-want +got):\n%s", h, diff)
+			}
+		}
+	})
+}
+
+// services.avalanche-agent on its own, configured like the VM test: the unit
+// the agent needs (notify, watchdog, never restarted by a switch), the two
+// files it reads from the built system, and a config its parser accepts.
+func TestAgentModuleAlone(t *testing.T) {
+	f := newFleet(t)
+	var r report
+	f.mustEval(t, "moduleOnly", &r)
+	if len(r.Warnings) > 0 {
+		t.Errorf("warnings: %q", r.Warnings)
+	}
+	if err := checkConfig(t, r.AgentConfig); err != nil {
+		t.Errorf("the rendered agent config fails check-config: %v", err)
+	}
+	u := r.AgentUnit
+	if u.Type != "notify" || u.WatchdogSec == "" || u.RestartIfChanged ||
+		!strings.HasSuffix(u.ExecStart, "-avalanche-agent/bin/avalanche-agent run --config /etc/avalanche-agent/config.json") {
+		t.Errorf("avalanche-agent.service = %+v; want Type=notify, a watchdog, restartIfChanged = false, ExecStart running the flake's package on /etc/avalanche-agent/config.json", u)
+	}
+	if diff := cmp.Diff([]string{"avalanche-agent/config.json", "avalanche-agent/secrets.json"}, r.Etc); diff != "" {
+		t.Errorf("environment.etc (-want +got):\n%s", diff)
+	}
 }
 
 // checkSecrets parses the host's manifest as the agent does and decrypts

@@ -58,6 +58,32 @@ let
 
   hostConfig = name: self.nixosConfigurations.${name}.config;
   agent = name: (hostConfig name).services.avalanche-agent;
+
+  reportOf =
+    config:
+    let
+      cfg = config.services.avalanche-agent;
+      toplevel = config.system.build.toplevel.drvPath;
+      unit = config.systemd.services.avalanche-agent;
+    in
+    builtins.seq toplevel {
+      inherit toplevel;
+      inherit (config) warnings;
+      agentConfig = import (repo + "/modules/avalanche-agent/render.nix") cfg;
+      manifest = import (repo + "/modules/avalanche-agent/manifest.nix") cfg.secrets;
+      agentUnit = {
+        inherit (unit) restartIfChanged;
+        inherit (unit.serviceConfig) Type ExecStart WatchdogSec;
+      };
+      etc = builtins.attrNames config.environment.etc;
+      # Services started after the agent (it installs their secrets first).
+      afterAgent = builtins.attrNames (
+        lib.filterAttrs (_: s: builtins.elem "avalanche-agent.service" (s.after or [ ])) config.systemd.services
+      );
+      postBuildHook = config.nix.settings.post-build-hook.text or null;
+      sshServeKeys = config.nix.sshServe.keys or [ ];
+      allowUnfree = config.nixpkgs.config.allowUnfree or false;
+    };
 in
 {
   # The flake's inputs must be exactly the ones stubbed above.
@@ -79,21 +105,26 @@ in
   # Everything the test checks for one host. The toplevel's drvPath is forced
   # first: it throws "Failed assertions: …" as NixOS does, and otherwise
   # evaluates every value of the configuration.
-  report =
-    name:
-    let
-      config = hostConfig name;
-      toplevel = config.system.build.toplevel.drvPath;
-    in
-    builtins.seq toplevel {
-      inherit toplevel;
-      inherit (config) warnings;
-      agentConfig = import (repo + "/modules/avalanche-agent/render.nix") (agent name);
-      manifest = import (repo + "/modules/avalanche-agent/manifest.nix") (agent name).secrets;
-      postBuildHook = config.nix.settings.post-build-hook.text or null;
-      sshServeKeys = config.nix.sshServe.keys or [ ];
-      allowUnfree = config.nixpkgs.config.allowUnfree or false;
-    };
+  report = name: reportOf (hostConfig name);
+
+  # The module alone, configured as the VM test (nixos/tests/avalanche-agent.nix)
+  # configures it: no fleet profile involved.
+  moduleOnly = reportOf
+    (nixosSystem {
+      modules = [
+        self.nixosModules.default
+        {
+          networking.hostName = "machine";
+          nixpkgs.hostPlatform = "x86_64-linux";
+          services.avalanche-agent = {
+            enable = true;
+            repository.url = "/srv/fleet.git";
+            deploy.action = "test";
+            deploy.healthChecks = [ ];
+          };
+        }
+      ];
+    }).config;
 
   # Where a stub package's main program is (the hook test swaps it).
   stubExe = system: name: lib.getExe nixpkgs.legacyPackages.${system}.${name};
