@@ -8,12 +8,11 @@ let
   # Set by a module, not just the null default below.
   isSet = opt: opt.highestPrio < (lib.mkOptionDefault null).priority;
 
-  removed =
-    name: instructions:
+  # oldOption name body: a module declaring the option `name` that NixOS no
+  # longer has, with config `body opt`.
+  oldOption =
+    name: body:
     { options, ... }:
-    let
-      opt = lib.getAttrFromPath (path name) options;
-    in
     {
       options = lib.setAttrByPath (path name) (
         lib.mkOption {
@@ -21,7 +20,13 @@ let
           default = null;
         }
       );
-      config.assertions = [
+      config = body (lib.getAttrFromPath (path name) options);
+    };
+
+  removed =
+    name: instructions:
+    oldOption name (opt: {
+      assertions = [
         {
           assertion = !isSet opt;
           message = ''
@@ -30,28 +35,19 @@ let
           '';
         }
       ];
-    };
+    });
 
   renamed =
     from: to:
-    { options, ... }:
-    let
-      opt = lib.getAttrFromPath (path from) options;
-    in
-    {
-      options = lib.setAttrByPath (path from) (
-        lib.mkOption {
-          visible = false;
-          default = null;
-        }
-      );
-      config = lib.mkMerge [
+    oldOption from (
+      opt:
+      lib.mkMerge [
         {
           warnings = lib.optional (isSet opt) "The option `${from}' defined in ${lib.showFiles opt.files} has been renamed to `${to}'.";
         }
         (lib.mkIf (isSet opt) (lib.modules.mkAliasAndWrapDefsWithPriority (lib.setAttrByPath (path to)) opt))
-      ];
-    };
+      ]
+    );
 in
 {
   imports =
