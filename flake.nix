@@ -2,8 +2,8 @@
   description = "avalanche: the home fleet (NixOS hosts, k8s GitOps tree, cloud) and the agent that deploys it";
 
   # nixpkgs follows nixos-unstable: the fleet uses options that are only there
-  # (services.kanidm.server.*, kanidmWithSecretProvisioning, Go 1.26 for the
-  # agent). Moving to a release branch is a one-line change here plus a
+  # (services.kanidm.server.*, kanidmWithSecretProvisioning, Go >= 1.26.6 for
+  # the agent). Moving to a release branch is a one-line change here plus a
   # `nix flake update`.
   #
   # No flake.lock is committed from the machine that wrote this (it had no
@@ -100,14 +100,15 @@
             ssh-to-age
             just
             git
-            nixfmt-rfc-style
-            nixos-rebuild
+            nixfmt
+            # The Python rewrite; the Bash nixos-rebuild is gone (26.05).
+            nixos-rebuild-ng
             nix-output-monitor
             nvd
           ];
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }

@@ -1,6 +1,6 @@
 module github.com/avalanche-fleet/avalanche
 
-go 1.26.8
+go 1.26.6
 
 require (
 	filippo.io/age v1.3.2

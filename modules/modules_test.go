@@ -1,8 +1,10 @@
-// Package modules holds the tests of the NixOS side that run without nixpkgs:
-// every .nix file parses, the pure renderers of modules/avalanche-agent produce
-// what the agent's strict parsers accept, and the host inventory matches the
-// host directories. Full NixOS evaluation needs nixpkgs and runs elsewhere
-// (`nix flake check`, the VM test in nixos/tests).
+// Package modules holds the tests of the NixOS side that run without full
+// nixpkgs: every .nix file parses, the pure renderers of modules/avalanche-agent
+// produce what the agent's strict parsers accept, the host inventory matches
+// the host directories, and every host of the fleet evaluates with nixpkgs'
+// real module system (lib.evalModules) over stubs of NixOS and pkgs
+// (nixos/tests/eval). Building the systems needs all of nixpkgs and runs
+// elsewhere (`nix flake check`, the VM test in nixos/tests).
 package modules
 
 import (
@@ -13,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"
 )
 
 // repoRoot is the repository, one level above this package.
@@ -39,6 +43,7 @@ func TestMain(m *testing.M) {
 	}
 	agentBin, agentErr = buildAgent(dir)
 	code := m.Run()
+	secretstest.RemoveHelper()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

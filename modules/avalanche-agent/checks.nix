@@ -10,8 +10,46 @@ let
   repo = o.repository;
   prefix = "services.avalanche-agent";
   set = value: value != null && value != "";
+
+  # Secrets files that are not there. A fresh clone has none (nobody's real
+  # secrets can be committed for them), and without this check evaluation
+  # stops at "getting status of …: No such file or directory" when the
+  # manifest copies the file into the store.
+  secrets = options.secrets or { };
+  missing = builtins.filter (
+    n:
+    builtins.isPath secrets.${n}.sopsFile && !builtins.pathExists secrets.${n}.sopsFile
+  ) (builtins.attrNames secrets);
+  byFile = builtins.foldl' (
+    acc: n:
+    let
+      f = toString secrets.${n}.sopsFile;
+    in
+    acc // { ${f} = (acc.${f} or [ ]) ++ [ n ]; }
+  ) { } missing;
+  keyOf = n: if (secrets.${n}.key or null) != null then secrets.${n}.key else n;
+  host = if o.hostname == null then "HOST" else o.hostname;
+  # secrets/nixos/<host>/secrets.yaml rather than its /nix/store/…-source copy.
+  inRepo =
+    file:
+    let
+      m = builtins.match ".*/(secrets/.*)" file;
+    in
+    if m == null then file else builtins.head m;
+  missingFile = file: {
+    assertion = false;
+    message = ''
+      ${prefix}.secrets: ${inRepo file} does not exist (looked for ${file}).
+      Secrets that read it: ${concat (map (n: "${n} (key ${keyOf n})") byFile.${file})}.
+      Create the host's secrets file with `just add-host ${host} …`
+      (avalanche-agent add-host ${host} --system … --hardware … --roles … --ssh-host-key FILE),
+      then add those keys with `sops ${inRepo file}` and commit it: a flake sees only files git tracks.
+      docs/migration/README.md lists the keys every host needs.'';
+  };
+  concat = builtins.concatStringsSep ", ";
 in
-[
+map missingFile (builtins.attrNames byFile)
+++ [
   {
     assertion = !(isSSHURL repo.url) || set repo.knownHostsFile;
     message = "${prefix}.repository.url is an SSH URL (${toString repo.url}): set ${prefix}.repository.knownHostsFile so the host key is checked.";

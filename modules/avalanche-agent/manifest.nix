@@ -18,7 +18,11 @@ let
   };
   storePath =
     name: file:
-    if builtins.isPath file then
+    if builtins.isPath file && !builtins.pathExists file then
+      # checks.nix says the same with the command that creates the file; this
+      # is for evaluations that reach the manifest without the assertions.
+      throw "avalanche-agent secret ${name}: sopsFile ${toString file} does not exist (create it with `just add-host`, see docs/migration/README.md)"
+    else if builtins.isPath file then
       "${file}"
     else if builtins.isString file && builtins.substring 0 11 file == "/nix/store/" then
       file

@@ -12,8 +12,10 @@ buildGoModule {
   pname = "avalanche-agent";
   inherit src version;
 
-  # go.mod says `go 1.26.8`: the pinned nixpkgs' default Go must be at least
-  # that (nixpkgs builds with GOTOOLCHAIN=local). On an older pin use
+  # go.mod says `go 1.26.6`, the lowest Go the dependencies accept
+  # (tailscale.com v1.102.5 asks for it; `go mod tidy` raises a lower line
+  # back to it). nixpkgs builds with GOTOOLCHAIN=local, so the pinned
+  # nixpkgs' default Go must be at least that; on an older pin use
   # buildGo126Module in flake.nix instead.
   #
   # First build after changing go.sum: run `nix build .#avalanche-agent` once,

@@ -25,7 +25,7 @@ in
 
   # SD cards wear out: no swap file, compressed RAM instead; small journal.
   zramSwap.enable = true;
-  services.journald.extraConfig = "SystemMaxUse=256M";
+  services.journald.settings.Journal.SystemMaxUse = "256M";
 
   # A Pi can build, but slowly: hand builds to the builders, keep one local
   # job so a deploy still completes when they are all down.

@@ -9,10 +9,57 @@
 }:
 let
   keys = import ../lib/keys.nix;
+
+  # The daemon runs the hook as root, which has no SSH key of its own: it
+  # logs in to possum's nix-ssh (role-binary-cache.nix) with this host's SSH
+  # host key, the one possum lists.
+  cache = "ssh-ng://nix-ssh@possum.internal?ssh-key=/etc/ssh/ssh_host_ed25519_key";
+
+  # push-to-possum: the post-build hook (new paths in OUT_PATHS), or with
+  # --retry the hourly retry of what the hook could not upload.
+  #
+  # Nix stops its build loop when the hook fails, so the hook always exits
+  # 0: a failed upload (possum down, network) only queues the paths. Until
+  # the retry uploads them they exist on this builder alone; hosts that miss
+  # them in the cache build them again (or offload them here, where they are
+  # still valid). See docs/migration/README.md.
   pushToCache = pkgs.writeShellScript "push-to-possum" ''
-    set -eu
-    # OUT_PATHS is set by the Nix daemon; failures must not fail the build.
-    exec ${lib.getExe pkgs.nix} copy --to ssh-ng://nix-ssh@possum.internal $OUT_PATHS || true
+    set -u
+    export PATH=${
+      lib.makeBinPath [
+        pkgs.coreutils
+        pkgs.openssh
+        pkgs.util-linux
+      ]
+    }:$PATH
+    export NIX_SSHOPTS="-o ConnectTimeout=10 -o BatchMode=yes"
+    queue=''${PUSH_TO_POSSUM_QUEUE:-/var/lib/push-to-possum/queue}
+
+    upload() {
+      timeout 900 ${lib.getExe pkgs.nix} copy --to '${cache}' "$@"
+    }
+
+    if [ "''${1:-}" != --retry ]; then
+      # shellcheck disable=SC2086 # OUT_PATHS is a space-separated list
+      if ! upload $OUT_PATHS; then
+        printf '%s\n' $OUT_PATHS >>"$queue"
+        logger -t push-to-possum "upload to ${cache} failed; queued $OUT_PATHS"
+      fi
+      exit 0
+    fi
+
+    [ -s "$queue" ] || exit 0
+    work="$queue.$$"
+    mv "$queue" "$work"
+    # Paths collected since they were queued are gone for good: skip them.
+    mapfile -t paths < <(sort -u "$work" | while read -r p; do [ -e "$p" ] && echo "$p"; done)
+    if [ ''${#paths[@]} -gt 0 ] && ! upload "''${paths[@]}"; then
+      cat "$work" >>"$queue"
+      rm -f "$work"
+      echo "upload to ${cache} failed; ''${#paths[@]} paths stay queued in $queue" >&2
+      exit 1
+    fi
+    rm -f "$work"
   '';
 in
 {
@@ -27,6 +74,22 @@ in
   nix.settings = {
     trusted-users = [ "nix-remote" ];
     post-build-hook = pushToCache;
+  };
+
+  systemd.tmpfiles.rules = [ "d /var/lib/push-to-possum 0700 root root -" ];
+  systemd.services.push-to-possum-retry = {
+    description = "Upload to the fleet cache what the post-build hook could not";
+    serviceConfig = {
+      Type = "oneshot";
+      ExecStart = "${pushToCache} --retry";
+    };
+  };
+  systemd.timers.push-to-possum-retry = {
+    wantedBy = [ "timers.target" ];
+    timerConfig = {
+      OnCalendar = "hourly";
+      RandomizedDelaySec = "10m";
+    };
   };
 
   boot.binfmt.emulatedSystems = lib.optional (host.system == "x86_64-linux") "aarch64-linux";

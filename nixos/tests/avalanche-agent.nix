@@ -4,8 +4,9 @@
 #
 # Run: nix build .#checks.x86_64-linux.vm-avalanche-agent
 # It needs KVM and a full nixpkgs, so it CANNOT run in this repository's CI
-# (Debian container, Nix 2.8, no network to nixpkgs); the Go tests cover the
-# pure renderers instead (modules/modules_test.go).
+# (Debian container, Nix 2.8, no network to nixpkgs); there the Go tests
+# evaluate the same module configuration with nixpkgs' lib.evalModules
+# (modules/hosts_test.go, TestAgentModuleAlone).
 { pkgs, self }:
 pkgs.testers.runNixOSTest {
   name = "avalanche-agent";

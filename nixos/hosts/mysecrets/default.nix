@@ -104,7 +104,9 @@ in
         vaultwarden_users = { };
       };
 
-      persons.admin = {
+      # Not "admin": that is Kanidm's built-in system account, whose
+      # password the module itself recovers (adminPasswordFile above).
+      persons.fleetadmin = {
         displayName = "Fleet admin";
         mailAddresses = [ "admin@avalanche.internal" ];
         groups = [

@@ -37,7 +37,24 @@ in
     };
   };
 
-  systemd.services.garage.unitConfig.RequiresMountsFor = [ "/srv/data" ];
+  # The module runs garage as a DynamicUser and creates only /var/lib/garage;
+  # a dynamic user cannot own a directory on the data disk, so garage gets a
+  # static user and the directory is made for it. (systemd moves an existing
+  # /var/lib/private/garage back to /var/lib/garage when DynamicUser goes off.)
+  users.users.garage = {
+    isSystemUser = true;
+    group = "garage";
+  };
+  users.groups.garage = { };
+  systemd.tmpfiles.rules = [ "d /srv/data/garage 0700 garage garage -" ];
+  systemd.services.garage = {
+    unitConfig.RequiresMountsFor = [ "/srv/data" ];
+    serviceConfig = {
+      DynamicUser = false;
+      User = "garage";
+      Group = "garage";
+    };
+  };
 
   networking.firewall.allowedTCPPorts = [
     3900
