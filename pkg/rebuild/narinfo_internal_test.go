@@ -6,14 +6,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
 
 // TestNix32MatchesNix converts random SHA-256 hashes from SRI to Nix's
 // base 32 and compares with nix hash to-base32.
 func TestNix32MatchesNix(t *testing.T) {
-	nixtest.Require(t)
+	if _, err := exec.LookPath("nix"); err != nil {
+		t.Fatalf("this test needs nix: %v", err) // no silent skip
+	}
 	for range 5 {
 		raw := make([]byte, 32)
 		if _, err := rand.Read(raw); err != nil {

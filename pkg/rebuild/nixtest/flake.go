@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
 // BuildFailMessage is the last stderr line of a build with FlakeOptions.BuildFail.
@@ -214,14 +215,8 @@ func withDefaults(opts FlakeOptions) FlakeOptions {
 	return opts
 }
 
-// GoSystem returns the Nix system name of the machine Go runs on.
-func GoSystem() string {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	return arch + "-linux"
-}
+// GoSystem returns the Nix system of the machine Go runs on.
+func GoSystem() string { return rebuild.System() }
 
 // nixString returns s as a Nix double-quoted string literal.
 func nixString(s string) string {
