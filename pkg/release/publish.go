@@ -50,9 +50,10 @@ func (s *Signer) Verify(armored string, payload []byte, _ time.Time) (string, er
 }
 
 // Commit writes rel as a signed commit on top of the local branch of the
-// bare repository repoDir and moves the branch to it. It returns the
-// branch's previous head ("" when it did not exist) and the new commit, the
-// two arguments gitsync's Repo.Push needs to publish it.
+// bare repository repoDir. It returns the branch's head ("" when it does
+// not exist) and the new commit, the two arguments gitsync's Repo.Push
+// needs to publish it. The local branch does not move: a release exists
+// once the push landed, and the next fetch brings it back.
 func Commit(repoDir, branch string, rel Release, s *Signer) (old, commit string, err error) {
 	if branch == "" {
 		branch = Branch
@@ -88,9 +89,6 @@ func Commit(repoDir, branch string, rel Release, s *Signer) (old, commit string,
 	h, err := store(st, c.Encode)
 	if err != nil {
 		return "", "", err
-	}
-	if err := st.SetReference(plumbing.NewHashReference(name, h)); err != nil {
-		return "", "", fmt.Errorf("moving branch %s: %w", branch, err)
 	}
 	return old, h.String(), nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
+	"golang.org/x/crypto/ssh"
 )
 
 // Nix is what the builder needs from rebuild.Nix.
@@ -222,7 +223,8 @@ func commitFault(ctx context.Context, err error) bool {
 }
 
 // publish commits rel to the release branch and pushes it. When another
-// builder pushed first, it fetches and tries again on top.
+// push landed first, it fetches and, unless that was a release of the same
+// commit by this builder, tries again on top.
 func (b *Builder) publish(ctx context.Context, rel release.Release) (release.Found, error) {
 	var err error
 	for range publishAttempts {
@@ -231,13 +233,16 @@ func (b *Builder) publish(ctx context.Context, rel release.Release) (release.Fou
 			return release.Found{}, err
 		}
 		if err = b.Git.Push(ctx, b.releaseBranch(), old, id); err == nil {
-			return release.Found{Release: rel, ID: id, Signer: b.Name}, nil
+			return release.Found{Release: rel, ID: id, Signer: ssh.FingerprintSHA256(b.Signer.PublicKey())}, nil
 		}
 		if !errors.Is(err, gitsync.ErrPushRejected) {
 			return release.Found{}, err
 		}
 		if _, err = b.Git.Fetch(ctx); err != nil {
 			return release.Found{}, err
+		}
+		if found, err := b.finder().Find(ctx, rel.Commit); err == nil {
+			return found, nil
 		}
 	}
 	return release.Found{}, err

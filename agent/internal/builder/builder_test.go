@@ -89,6 +89,9 @@ func TestBuilderSkipsWhatDidNotChange(t *testing.T) {
 	}
 
 	w.builtRec.Reset(t)
+	if _, err := w.repo.Fetch(context.Background()); err != nil { // as every pass does first
+		t.Fatal(err)
+	}
 	again, err := w.builder.Release(context.Background(), c)
 	if err != nil || again.ID != second.ID {
 		t.Fatalf("Release of a released commit = %s, %v; want the existing %s", again.ID, err, second.ID)
@@ -175,6 +178,9 @@ func TestHostRefusesWhatItDidNotVerify(t *testing.T) {
 	forged := good.Release
 	forged.Hosts = map[string]release.Host{"alpha": good.Hosts["beta"]}
 	forged.Time = time.Now()
+	if _, err := w.repo.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	old, id, err := release.Commit(w.repo.Dir, "", forged, w.builder.Signer)
 	if err != nil {
 		t.Fatal(err)
@@ -201,5 +207,27 @@ func TestHostWaitsForRelease(t *testing.T) {
 	_, err := w.agent(t, "alpha").deploy(t, c)
 	if !errors.Is(err, release.ErrNotYet) || IsCommitFault(err) {
 		t.Fatalf("deploy before the builder released %s = %v; want ErrNotYet", c, err)
+	}
+}
+
+// TestTwoBuildersOneRelease: a second builder with the same key that lost
+// the race to publish takes the winner's release instead of adding one.
+func TestTwoBuildersOneRelease(t *testing.T) {
+	w := newWorld(t)
+	c := w.commit(t, w.hosts("1", "1"), "fleet")
+	lateRepo := w.mirror(t)
+	b := w.builder
+	late := &Builder{Name: "beacon", RepoDir: lateRepo.Dir, Branch: "main", Git: lateRepo, Nix: b.Nix,
+		CacheURL: b.CacheURL, SigningKeyFile: b.SigningKeyFile, Signer: b.Signer, GCRootDir: t.TempDir()}
+	if _, err := lateRepo.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := w.build(t, c)
+	got, err := late.Release(context.Background(), c)
+	if err != nil || got.ID != first.ID || got.Builder != "cardinal" {
+		t.Fatalf("late builder's Release = %s by %s, %v; want cardinal's %s", got.ID, got.Builder, err, first.ID)
+	}
+	if head := w.work.Git(t, "-C", w.bare, "rev-parse", "refs/heads/"+release.Branch); head != first.ID {
+		t.Errorf("release branch = %s; want only cardinal's release %s", head, first.ID)
 	}
 }
