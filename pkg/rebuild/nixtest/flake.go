@@ -60,6 +60,10 @@ type FlakeOptions struct {
 	// memory the way a NixOS evaluation does; the output path does not
 	// depend on it beyond its value.
 	EvalWork int
+	// Deps gives the system this many dependencies, derivations of 64 KiB
+	// each (their content depends on Marker), listed in $out/deps: a
+	// closure with many paths, like a NixOS system's.
+	Deps int
 }
 
 // WriteFlake writes flake.nix (and opts.Files) into dir. The flake has no
@@ -102,6 +106,7 @@ fi
 /bin/ln -s "$initrd" "$out/initrd"
 /bin/ln -s "$modules" "$out/kernel-modules"
 printf '%s' "$marker" > "$out/marker"
+if [ -n "$deps" ]; then printf '%s\n' $deps > "$out/deps"; fi
 if [ -n "$agent" ]; then
   /bin/mkdir -p "$out/sw/bin"
   printf '#!/bin/sh\n# %s\n' "$agent" > "$out/sw/bin/avalanche-agent"
@@ -170,6 +175,9 @@ func writeHost(b *strings.Builder, suffix string, opts FlakeOptions) {
 	}
 	if opts.EvalWork > 0 {
 		fmt.Fprintf(b, "      evalWork = %s;\n", evalWork(opts.EvalWork))
+	}
+	if opts.Deps > 0 {
+		fmt.Fprintf(b, "      deps = %s;\n", deps(opts.Deps, opts.Marker, opts.System))
 	}
 	fmt.Fprintf(b, "      secretsManifest = %s;\n", nixIndented(opts.SecretsManifest))
 	fmt.Fprintf(b, "    };\n")

@@ -35,3 +35,14 @@ func evalWork(n int) string {
         names = builtins.attrNames set;
       in toString (builtins.foldl' (acc: k: acc + set.${k}.i) 0 names)`, n)
 }
+
+// deps is a Nix list of n derivations, each writing 64 KiB of hex text
+// unique to marker: paths a builder builds and hosts substitute.
+func deps(n int, marker, system string) string {
+	return fmt.Sprintf(`builtins.genList (j: derivation {
+        name = "dep-${toString j}"; system = %s; builder = "/bin/sh";
+        args = [ "-c" "printf %%s \"$content\" > $out" ];
+        content = builtins.concatStringsSep ""
+          (builtins.genList (k: builtins.hashString "sha256" (%s + "-${toString j}-${toString k}")) 1024);
+      }) %d`, nixString(system), nixString(marker), n)
+}
