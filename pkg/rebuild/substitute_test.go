@@ -245,3 +245,22 @@ func remove(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSubstituteAfterCacheKeyRotation: paths re-signed in the cache with a
+// new key (nix store sign --store) substitute on a host that trusts only
+// the new key, as docs/builder.md's rotation says.
+func TestSubstituteAfterCacheKeyRotation(t *testing.T) {
+	n := newNix(t)
+	p := publish(t, n)
+	next := nixtest.NewCache(t, "test-cache-2")
+	sign := exec.Command("nix", "--extra-experimental-features", "nix-command", "store", "sign",
+		"--store", p.cache.URL, "--key-file", next.SecretKeyFile, "--all")
+	if out, err := sign.CombinedOutput(); err != nil {
+		t.Fatalf("nix store sign --store %s --all: %v\n%s", p.cache.URL, err, out)
+	}
+	k, _ := rebuild.ParseCacheKey(next.PublicKey)
+	out, err := n.Substitute(context.Background(), rebuild.Cache{URL: p.cache.URL, Keys: []rebuild.CacheKey{k}}, p.out, "", nil)
+	if err != nil || out != p.out {
+		t.Fatalf("Substitute trusting only the new key = %q, %v; want %s", out, err, p.out)
+	}
+}
