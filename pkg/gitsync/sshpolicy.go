@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
@@ -85,3 +86,7 @@ func (p SSHPolicy) what() string {
 	}
 	return what
 }
+
+// CommitPayload returns commit c as it was before its signature header was
+// added: what a commit signature covers.
+func CommitPayload(c *object.Commit) ([]byte, error) { return signedPayload(c) }

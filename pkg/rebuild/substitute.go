@@ -129,13 +129,9 @@ func (n *Nix) realise(ctx context.Context, c Cache, outPath, gcRoot string, p *p
 		"--option", "substituters", c.URL,
 		"--option", "trusted-public-keys", strings.Join(keys, " "),
 		"--option", "require-sigs", "true"}
-	if gcRoot != "" {
-		abs, err := filepath.Abs(gcRoot)
-		if err != nil {
-			return "", err
-		}
-		gcRoot = abs
-		args = append(args, "--add-root", gcRoot)
+	args, gcRoot, err := withRoot(args, gcRoot)
+	if err != nil {
+		return "", err
 	}
 	cmd := n.nixCommand("nix-store", args...)
 	cmd.stderr = p.tee(cmd.stderr)

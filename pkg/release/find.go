@@ -105,7 +105,7 @@ func (f Finder) walk(ctx context.Context, match func(Release) bool) (Found, erro
 
 // trust checks the signature of release commit c holding r.
 func (f Finder) trust(c *object.Commit, r Release) (Found, error) {
-	payload, err := unsignedPayload(c)
+	payload, err := gitsync.CommitPayload(c)
 	if err != nil {
 		return Found{}, fmt.Errorf("reading release commit %s: %w", c.Hash, err)
 	}
@@ -146,20 +146,6 @@ func read(c *object.Commit) (Release, error) {
 
 // maxDocument bounds the size of a release document read into memory.
 const maxDocument = 4 << 20
-
-// unsignedPayload returns commit c without its signature: what was signed.
-func unsignedPayload(c *object.Commit) ([]byte, error) {
-	o := &plumbing.MemoryObject{}
-	if err := c.EncodeWithoutSignature(o); err != nil {
-		return nil, err
-	}
-	rd, err := o.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
-}
 
 // objectCacheSize bounds go-git's object cache, as gitsync does.
 const objectCacheSize = 4 * cache.MiByte

@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 )
 
 // Signer signs release commits with the builder's SSH key.
@@ -95,7 +97,7 @@ func Commit(repoDir, branch string, rel Release, s *Signer) (old, commit string,
 
 // sign adds an SSH signature in Namespace over the commit as encoded so far.
 func (s *Signer) sign(c *object.Commit) error {
-	payload, err := unsignedPayload(c)
+	payload, err := gitsync.CommitPayload(c)
 	if err != nil {
 		return err
 	}
