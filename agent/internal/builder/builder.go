@@ -48,7 +48,9 @@ const DefaultParallelism = 2
 const publishAttempts = 3
 
 // Builder is the builder role. Set the fields, then call Release for each
-// verified main commit; it is safe to call again after an error.
+// verified main commit, after the fetch and from one goroutine (it writes
+// objects into RepoDir); calling it again after an error resumes the work.
+// Progress may be called at any time.
 type Builder struct {
 	// Name is the builder's host name, recorded in releases.
 	Name string
