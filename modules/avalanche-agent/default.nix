@@ -33,7 +33,10 @@ let
   consumers = import ./consumers.nix cfg.secrets;
 in
 {
-  imports = [ ./options.nix ];
+  imports = [
+    ./options.nix
+    ./builder.nix
+  ];
 
   config = lib.mkIf cfg.enable (lib.mkMerge [
     {

@@ -11,7 +11,7 @@
 options:
 let
   inherit (import ./lib.nix) deepMerge orEmpty;
-  o = deepMerge (import ./defaults.nix) options;
+  o = deepMerge (deepMerge (import ./defaults.nix) (import ./builder-defaults.nix)) options;
   hostname =
     if o.hostname == null then
       throw "avalanche-agent render: hostname is required"
@@ -77,4 +77,4 @@ let
     log.level = o.logLevel;
   };
 in
-deepMerge rendered o.settings
+deepMerge (deepMerge rendered (import ./builder-render.nix o)) o.settings

@@ -8,13 +8,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/hiddeco/sshsig"
-	"golang.org/x/crypto/ssh"
 )
 
 // sshNamespace is the sshsig namespace git signs commits in.
@@ -95,33 +92,8 @@ func signedPayload(c *object.Commit) ([]byte, error) {
 }
 
 func (s Signers) verifySSH(armored string, payload []byte, c *object.Commit) (string, error) {
-	if s.AllowedSignersFile == "" {
-		return "", fmt.Errorf("%w: ssh signature but no allowed signers file configured", ErrBadSignature)
-	}
-	signers, err := readAllowedSigners(s.AllowedSignersFile)
-	if err != nil {
-		return "", err
-	}
-	sig, err := sshsig.Unarmor([]byte(armored))
-	if err != nil {
-		return "", fmt.Errorf("%w: parsing ssh signature: %v", ErrBadSignature, err)
-	}
-	if sig.Namespace != sshNamespace {
-		return "", fmt.Errorf("%w: ssh signature namespace %q, want %q", ErrBadSignature, sig.Namespace, sshNamespace)
-	}
-	want := sig.PublicKey.Marshal()
-	at := c.Committer.When
-	for _, a := range signers {
-		if !bytes.Equal(a.key.Marshal(), want) || !a.allows(sshNamespace, at) {
-			continue
-		}
-		if err := sshsig.Verify(bytes.NewReader(payload), sig, a.key, sig.HashAlgorithm, sshNamespace); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return a.principals, nil
-	}
-	return "", fmt.Errorf("%w: key %s is not allowed to sign git commits at %s by %s", ErrBadSignature,
-		ssh.FingerprintSHA256(sig.PublicKey), at.UTC().Format(time.RFC3339), s.AllowedSignersFile)
+	p := SSHPolicy{AllowedSignersFile: s.AllowedSignersFile, Namespace: sshNamespace}
+	return p.Verify(armored, payload, c.Committer.When)
 }
 
 func (s Signers) verifyGPG(armored string, payload []byte) (string, error) {

@@ -25,14 +25,9 @@ func (n *Nix) Build(ctx context.Context, ev Evaluation, gcRoot string) (string, 
 }
 
 func (n *Nix) build(ctx context.Context, ev Evaluation, gcRoot string) (string, error) {
-	args := []string{"--realise", ev.DrvPath}
-	if gcRoot != "" {
-		abs, err := filepath.Abs(gcRoot)
-		if err != nil {
-			return "", err
-		}
-		gcRoot = abs
-		args = append(args, "--add-root", gcRoot)
+	args, gcRoot, err := withRoot([]string{"--realise", ev.DrvPath}, gcRoot)
+	if err != nil {
+		return "", err
 	}
 	var stdout strings.Builder
 	c := n.nixCommand("nix-store", args...)
@@ -52,6 +47,19 @@ func (n *Nix) build(ctx context.Context, ev Evaluation, gcRoot string) (string, 
 		return "", fmt.Errorf("%w: built %q, evaluation said %q", ErrBuild, out, ev.OutPath)
 	}
 	return out, nil
+}
+
+// withRoot appends --add-root with gcRoot made absolute, when it is set,
+// and returns the arguments and the absolute root.
+func withRoot(args []string, gcRoot string) ([]string, string, error) {
+	if gcRoot == "" {
+		return args, "", nil
+	}
+	abs, err := filepath.Abs(gcRoot)
+	if err != nil {
+		return nil, "", err
+	}
+	return append(args, "--add-root", abs), abs, nil
 }
 
 // lastLine returns the last non-empty line of s.

@@ -45,6 +45,7 @@ type Config struct {
 	StatusListen string     `json:"statusListen,omitempty"`
 	Webhook      Webhook    `json:"webhook"`
 	Log          Log        `json:"log"`
+	Builder      Builder    `json:"builder"`
 	Path         string     `json:"-"` // file the config was loaded from
 }
 
@@ -92,6 +93,11 @@ type Deploy struct {
 	PostDeployHook string   `json:"postDeployHook,omitempty"`
 	NixArgs        []string `json:"nixArgs,omitempty"`
 	Reboot         Reboot   `json:"reboot"`
+	// Builder mode (builder.go): where the system comes from.
+	Source          string   `json:"source,omitempty"`
+	BuilderTimeout  Duration `json:"builderTimeout,omitempty"`
+	BuilderFallback string   `json:"builderFallback,omitempty"`
+	Cache           Cache    `json:"cache"`
 }
 
 // Reboot configures automatic reboots when the kernel or initrd changed.
@@ -104,6 +110,9 @@ type Reboot struct {
 type Verify struct {
 	AllowedSignersFile string   `json:"allowedSignersFile,omitempty"`
 	GPGKeyFiles        []string `json:"gpgKeyFiles,omitempty"`
+	// Who may sign releases (builder.go).
+	BuilderPrincipal   string `json:"builderPrincipal,omitempty"`
+	BuilderSignersFile string `json:"builderSignersFile,omitempty"`
 }
 
 // Secrets configures SOPS decryption and installation.

@@ -45,6 +45,7 @@ func (c *Config) setDefaults() {
 	def(&c.HomeIP.Firewall, "avalanche-exit-node")
 	defD(&c.HomeIP.Interval, 5*time.Minute)
 	def(&c.Log.Level, "info")
+	c.setBuilderDefaults()
 }
 
 func def(s *string, v string) {
@@ -100,6 +101,7 @@ func (c *Config) Validate() error {
 		bad("verify.allowedSignersFile %q must be an absolute path", f)
 	}
 	errs = append(errs, c.Secrets.validate()...)
+	errs = append(errs, c.validateBuilder()...)
 	if c.ExitNode.Enable && c.ExitNode.AuthKeyFile == "" {
 		bad("exitNode.enable needs exitNode.authKeyFile")
 	}

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
 // BuildFailMessage is the last stderr line of a build with FlakeOptions.BuildFail.
@@ -63,6 +64,15 @@ type FlakeOptions struct {
 	Agent string
 	// Files are extra files of the flake, by slash-separated path relative to it.
 	Files map[string]string
+	// EvalWork makes evaluating the toplevel build and keep an attribute set
+	// of this many entries (about 250 bytes each), so evaluation costs
+	// memory the way a NixOS evaluation does; the output path does not
+	// depend on it beyond its value.
+	EvalWork int
+	// Deps gives the system this many dependencies, derivations of 64 KiB
+	// each (their content depends on Marker), listed in $out/deps: a
+	// closure with many paths, like a NixOS system's.
+	Deps int
 }
 
 // WriteFlake writes flake.nix (and opts.Files) into dir. The flake has no
@@ -70,7 +80,15 @@ type FlakeOptions struct {
 // in SecretsManifest, never on the whole flake source, so a commit that
 // only changes other files (kubernetes/…) leaves the output path unchanged.
 func WriteFlake(dir string, opts FlakeOptions) error {
-	for name, content := range opts.Files {
+	if err := writeFiles(dir, opts.Files); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flakeNix(opts)), 0o644)
+}
+
+// writeFiles writes files (slash-separated path -> content) under dir.
+func writeFiles(dir string, files map[string]string) error {
+	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -79,7 +97,7 @@ func WriteFlake(dir string, opts FlakeOptions) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flakeNix(opts)), 0o644)
+	return nil
 }
 
 // builderScript builds the fake system; it runs as a Nix build user with
@@ -97,6 +115,7 @@ fi
 /bin/ln -s "$initrd" "$out/initrd"
 /bin/ln -s "$modules" "$out/kernel-modules"
 printf '%s' "$marker" > "$out/marker"
+if [ -n "$deps" ]; then printf '%s\n' $deps > "$out/deps"; fi
 if [ -n "$agent" ]; then
   /bin/mkdir -p "$out/sw/bin"
   printf '#!/bin/sh\n# %s\n' "$agent" > "$out/sw/bin/avalanche-agent"
@@ -128,30 +147,52 @@ SCRIPT
 
 // flakeNix renders flake.nix for opts.
 func flakeNix(opts FlakeOptions) string {
-	opts = withDefaults(opts)
-	toplevel := "toplevel"
-	if opts.EvalError != "" {
-		toplevel = "throw " + nixString(opts.EvalError)
-	}
+	return fleetNix([]FlakeOptions{opts})
+}
+
+// fleetNix renders a flake with one nixosConfigurations entry per host.
+func fleetNix(hosts []FlakeOptions) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n  description = \"avalanche test flake\";\n  outputs = { self }: let\n")
-	fmt.Fprintf(&b, "    kernel = builtins.toFile \"kernel\" %s;\n", nixString(opts.Kernel))
-	fmt.Fprintf(&b, "    initrd = builtins.toFile \"initrd\" %s;\n", nixString(opts.Initrd))
-	fmt.Fprintf(&b, "    modules = builtins.toFile \"kernel-modules\" %s;\n", nixString(opts.KernelModules))
-	fmt.Fprintf(&b, "    toplevel = derivation {\n")
-	fmt.Fprintf(&b, "      name = %s;\n", nixString("nixos-system-"+opts.Name))
-	fmt.Fprintf(&b, "      system = %s;\n", nixString(opts.System))
-	fmt.Fprintf(&b, "      builder = \"/bin/sh\";\n")
-	fmt.Fprintf(&b, "      args = [ \"-c\" %s ];\n", nixString(builderScript))
-	fmt.Fprintf(&b, "      inherit kernel initrd modules;\n")
-	for _, kv := range derivationAttrs(opts) {
-		fmt.Fprintf(&b, "      %s = %s;\n", kv[0], nixString(kv[1]))
+	for i, opts := range hosts {
+		writeHost(&b, strconv.Itoa(i), withDefaults(opts))
 	}
-	fmt.Fprintf(&b, "      secretsManifest = %s;\n", nixIndented(opts.SecretsManifest))
-	fmt.Fprintf(&b, "    };\n  in {\n")
-	fmt.Fprintf(&b, "    nixosConfigurations.%s.config.system.build.toplevel = %s;\n", nixString(opts.Name), toplevel)
+	fmt.Fprintf(&b, "  in {\n")
+	for i, opts := range hosts {
+		opts = withDefaults(opts)
+		toplevel := "toplevel" + strconv.Itoa(i)
+		if opts.EvalError != "" {
+			toplevel = "throw " + nixString(opts.EvalError)
+		}
+		fmt.Fprintf(&b, "    nixosConfigurations.%s.config.system.build.toplevel = %s;\n", nixString(opts.Name), toplevel)
+	}
 	fmt.Fprintf(&b, "  };\n}\n")
 	return b.String()
+}
+
+// writeHost writes the let bindings of one host's system, their names
+// ending in suffix.
+func writeHost(b *strings.Builder, suffix string, opts FlakeOptions) {
+	fmt.Fprintf(b, "    kernel%s = builtins.toFile \"kernel\" %s;\n", suffix, nixString(opts.Kernel))
+	fmt.Fprintf(b, "    initrd%s = builtins.toFile \"initrd\" %s;\n", suffix, nixString(opts.Initrd))
+	fmt.Fprintf(b, "    modules%s = builtins.toFile \"kernel-modules\" %s;\n", suffix, nixString(opts.KernelModules))
+	fmt.Fprintf(b, "    toplevel%s = derivation {\n", suffix)
+	fmt.Fprintf(b, "      name = %s;\n", nixString("nixos-system-"+opts.Name))
+	fmt.Fprintf(b, "      system = %s;\n", nixString(opts.System))
+	fmt.Fprintf(b, "      builder = \"/bin/sh\";\n")
+	fmt.Fprintf(b, "      args = [ \"-c\" %s ];\n", nixString(builderScript))
+	fmt.Fprintf(b, "      kernel = kernel%s; initrd = initrd%s; modules = modules%s;\n", suffix, suffix, suffix)
+	for _, kv := range derivationAttrs(opts) {
+		fmt.Fprintf(b, "      %s = %s;\n", kv[0], nixString(kv[1]))
+	}
+	if opts.EvalWork > 0 {
+		fmt.Fprintf(b, "      evalWork = %s;\n", evalWork(opts.EvalWork))
+	}
+	if opts.Deps > 0 {
+		fmt.Fprintf(b, "      deps = %s;\n", deps(opts.Deps, opts.Marker, opts.System))
+	}
+	fmt.Fprintf(b, "      secretsManifest = %s;\n", nixIndented(opts.SecretsManifest))
+	fmt.Fprintf(b, "    };\n")
 }
 
 // derivationAttrs are the plain string attributes the builder reads.
@@ -200,14 +241,8 @@ func withDefaults(opts FlakeOptions) FlakeOptions {
 	return opts
 }
 
-// GoSystem returns the Nix system name of the machine Go runs on.
-func GoSystem() string {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	return arch + "-linux"
-}
+// GoSystem returns the Nix system of the machine Go runs on.
+func GoSystem() string { return rebuild.System() }
 
 // nixString returns s as a Nix double-quoted string literal.
 func nixString(s string) string {

@@ -1,0 +1,179 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+)
+
+// Deploy sources: where a host's system comes from.
+const (
+	// SourceLocal evaluates and builds the system on the host.
+	SourceLocal = "local"
+	// SourceBuilder substitutes the system the builder's release names.
+	SourceBuilder = "builder"
+)
+
+// What a host in builder mode does when no release arrives in time.
+const (
+	// FallbackEvaluate evaluates and builds locally after deploy.builderTimeout.
+	FallbackEvaluate = "evaluate"
+	// FallbackWait keeps waiting for the release, saying so in status.
+	FallbackWait = "wait"
+)
+
+// Cache is the fleet binary cache hosts in builder mode substitute from.
+type Cache struct {
+	// URL is a Nix store URL: https://, http://, s3://…?endpoint=…, ssh-ng://, file://.
+	URL string `json:"url,omitempty"`
+	// PublicKeys are the only keys whose narinfo signatures are trusted
+	// (name:base64, as nix-store --generate-binary-cache-key prints them).
+	PublicKeys []string `json:"publicKeys,omitempty"`
+}
+
+// Builder configures the builder role: evaluate and build every host per
+// main commit, fill the cache, publish signed releases.
+type Builder struct {
+	Enable bool `json:"enable,omitempty"`
+	// CacheURL is the Nix store URL closures are copied to.
+	CacheURL string `json:"cacheURL,omitempty"`
+	// SigningKeyFile is the cache's secret key (nix-store --generate-binary-cache-key).
+	SigningKeyFile string `json:"signingKeyFile,omitempty"`
+	// ReleaseKeyFile is the SSH private key that signs releases.
+	ReleaseKeyFile string `json:"releaseKeyFile,omitempty"`
+	// Parallelism bounds the hosts evaluated and built at once.
+	Parallelism int `json:"parallelism,omitempty"`
+	// HostTimeout bounds one host's evaluation, build and copy.
+	HostTimeout Duration `json:"hostTimeout,omitempty"`
+}
+
+// FromBuilder reports whether the host deploys the builder's releases.
+func (d Deploy) FromBuilder() bool { return d.Source == SourceBuilder }
+
+// ReleaseSignersFile is the allowed_signers file release signatures are
+// checked against: verify.builderSignersFile, else verify.allowedSignersFile.
+func (v Verify) ReleaseSignersFile() string {
+	if v.BuilderSignersFile != "" {
+		return v.BuilderSignersFile
+	}
+	return v.AllowedSignersFile
+}
+
+func (c *Config) setBuilderDefaults() {
+	def(&c.Deploy.Source, SourceLocal)
+	def(&c.Deploy.BuilderFallback, FallbackEvaluate)
+	defD(&c.Deploy.BuilderTimeout, 30*time.Minute)
+	def(&c.Verify.BuilderPrincipal, "builder")
+	if c.Builder.Parallelism == 0 {
+		c.Builder.Parallelism = 2
+	}
+	defD(&c.Builder.HostTimeout, 4*time.Hour)
+}
+
+// validateBuilder checks the builder-mode settings of both roles.
+func (c *Config) validateBuilder() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	d := c.Deploy
+	switch d.Source {
+	case SourceLocal, SourceBuilder:
+	default:
+		bad("deploy.source %q is not one of local, builder", d.Source)
+	}
+	switch d.BuilderFallback {
+	case FallbackEvaluate, FallbackWait:
+	default:
+		bad("deploy.builderFallback %q is not one of evaluate, wait", d.BuilderFallback)
+	}
+	if d.BuilderTimeout.D() < time.Second {
+		bad("deploy.builderTimeout %s is shorter than 1s", d.BuilderTimeout.D())
+	}
+	if p := c.Verify.BuilderPrincipal; p == "" || strings.ContainsAny(p, " \t,\"") {
+		bad("verify.builderPrincipal %q must be one principal name (no blanks, commas or quotes)", p)
+	}
+	if f := c.Verify.BuilderSignersFile; f != "" && !filepath.IsAbs(f) {
+		bad("verify.builderSignersFile %q must be an absolute path", f)
+	}
+	if d.FromBuilder() {
+		errs = append(errs, c.validateSource()...)
+	}
+	if c.Builder.Enable {
+		errs = append(errs, c.Builder.validate(d)...)
+	}
+	return errs
+}
+
+// validateSource checks what a host in builder mode needs.
+func (c *Config) validateSource() []error {
+	var errs []error
+	if err := storeURL(c.Deploy.Cache.URL); err != nil {
+		errs = append(errs, fmt.Errorf("deploy.source is builder: deploy.cache.url: %w", err))
+	}
+	if len(c.Deploy.Cache.PublicKeys) == 0 {
+		errs = append(errs, errors.New("deploy.source is builder: deploy.cache.publicKeys needs the cache's public key (name:base64)"))
+	}
+	for i, k := range c.Deploy.Cache.PublicKeys {
+		if _, err := rebuild.ParseCacheKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("deploy.cache.publicKeys[%d]: %w", i, err))
+		}
+	}
+	if c.Verify.ReleaseSignersFile() == "" {
+		errs = append(errs, errors.New("deploy.source is builder: releases are checked against verify.builderSignersFile "+
+			"(or verify.allowedSignersFile), which lists the builder key under verify.builderPrincipal"))
+	}
+	return errs
+}
+
+func (b Builder) validate(d Deploy) []error {
+	var errs []error
+	if err := storeURL(b.CacheURL); err != nil {
+		errs = append(errs, fmt.Errorf("builder.cacheURL: %w", err))
+	}
+	for name, f := range map[string]string{"builder.signingKeyFile": b.SigningKeyFile, "builder.releaseKeyFile": b.ReleaseKeyFile} {
+		if !filepath.IsAbs(f) {
+			errs = append(errs, fmt.Errorf("builder.enable needs %s as an absolute path, got %q", name, f))
+		}
+	}
+	if b.Parallelism < 1 {
+		errs = append(errs, fmt.Errorf("builder.parallelism %d must be at least 1", b.Parallelism))
+	}
+	if b.HostTimeout.D() < time.Second {
+		errs = append(errs, fmt.Errorf("builder.hostTimeout %s is shorter than 1s", b.HostTimeout.D()))
+	}
+	if d.FromBuilder() {
+		errs = append(errs, errors.New(`builder.enable: the builder evaluates every host itself; set deploy.source to "local"`))
+	}
+	return errs
+}
+
+// storeURL checks a Nix store URL that a binary cache can have.
+func storeURL(raw string) error {
+	if raw == "" {
+		return errors.New("is empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if !filepath.IsAbs(u.Path) || u.Host != "" {
+			return fmt.Errorf("%q: a file:// cache needs an absolute path (file:///…)", raw)
+		}
+	case "http", "https", "s3", "ssh", "ssh-ng":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", raw)
+		}
+		if _, hasPass := u.User.Password(); hasPass {
+			return fmt.Errorf("%q embeds a password; use the store's credential files", redact(u))
+		}
+	default:
+		return fmt.Errorf("%q: scheme must be https, http, s3, ssh-ng, ssh or file", raw)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	base     = `"version":1,"hostname":"raccoon00","repository":{"url":"/srv/avalanche.git"}`
+	cacheKey = "possum-1:DZYU+a3kHdAtCxsRzThRY0vNTAkkv48kTRBUnVM/dBw="
+)
+
+func TestBuilderDefaults(t *testing.T) {
+	c, err := Parse([]byte(`{` + base + `}`))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if c.Deploy.Source != SourceLocal || c.Deploy.FromBuilder() || c.Deploy.BuilderFallback != FallbackEvaluate ||
+		c.Deploy.BuilderTimeout.D() != 30*time.Minute || c.Verify.BuilderPrincipal != "builder" ||
+		c.Builder.Parallelism != 2 || c.Builder.HostTimeout.D() != 4*time.Hour {
+		t.Errorf("defaults: deploy %+v, verify %+v, builder %+v", c.Deploy, c.Verify, c.Builder)
+	}
+}
+
+func TestBuilderModeHost(t *testing.T) {
+	c, err := Parse([]byte(`{` + base + `,
+  "deploy": {"source": "builder", "builderTimeout": "10m", "builderFallback": "wait",
+             "cache": {"url": "http://possum.internal:5000", "publicKeys": ["` + cacheKey + `"]}},
+  "verify": {"allowedSignersFile": "/etc/avalanche-agent/allowed_signers"}}`))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if !c.Deploy.FromBuilder() || c.Verify.ReleaseSignersFile() != "/etc/avalanche-agent/allowed_signers" {
+		t.Errorf("deploy %+v, release signers %q", c.Deploy, c.Verify.ReleaseSignersFile())
+	}
+}
+
+func TestBuilderRole(t *testing.T) {
+	_, err := Parse([]byte(`{` + base + `,
+  "builder": {"enable": true, "cacheURL": "s3://nix-cache?endpoint=possum.internal:3900&region=garage",
+              "signingKeyFile": "/run/secrets/cache-key", "releaseKeyFile": "/run/secrets/release-key", "parallelism": 3}}`))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+}
+
+func TestBuilderProblems(t *testing.T) {
+	_, err := Parse([]byte(`{` + base + `,
+  "deploy": {"source": "builder", "builderFallback": "pray", "builderTimeout": "1ms",
+             "cache": {"url": "ftp://possum", "publicKeys": ["possum-1:short"]}},
+  "verify": {"builderPrincipal": "builder,ci", "builderSignersFile": "signers"},
+  "builder": {"enable": true, "cacheURL": "file://relative", "signingKeyFile": "key", "parallelism": -1}}`))
+	if err == nil {
+		t.Fatal("Parse = nil; want errors")
+	}
+	for _, want := range []string{
+		`deploy.builderFallback "pray" is not one of evaluate, wait`,
+		"deploy.builderTimeout 1ms is shorter than 1s",
+		`verify.builderPrincipal "builder,ci" must be one principal name`,
+		`verify.builderSignersFile "signers" must be an absolute path`,
+		`deploy.cache.url: "ftp://possum": scheme must be https, http, s3, ssh-ng, ssh or file`,
+		`deploy.cache.publicKeys[0]: cache key "possum-1:short"`,
+		`builder.cacheURL: "file://relative": a file:// cache needs an absolute path`,
+		`builder.enable needs builder.signingKeyFile as an absolute path, got "key"`,
+		`builder.enable needs builder.releaseKeyFile as an absolute path, got ""`,
+		"builder.parallelism -1 must be at least 1",
+		`builder.enable: the builder evaluates every host itself; set deploy.source to "local"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestBuilderModeNeedsCacheAndTrust(t *testing.T) {
+	_, err := Parse([]byte(`{` + base + `, "deploy": {"source": "builder", "cache": {"url": "https://cache.example"}}}`))
+	for _, want := range []string{
+		"deploy.cache.publicKeys needs the cache's public key",
+		"releases are checked against verify.builderSignersFile",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -1,0 +1,25 @@
+# Defaults of the builder-mode options (builder.nix), as plain data merged
+# into defaults.nix's by render.nix. They mirror agent/internal/config/builder.go.
+{
+  deploy = {
+    source = "local";
+    builderTimeout = "30m";
+    builderFallback = "evaluate";
+    cache = {
+      url = null;
+      publicKeys = [ ];
+    };
+  };
+  verify = {
+    builderPrincipal = "builder";
+    builderSignersFile = null; # null: verify.allowedSignersFile
+  };
+  builder = {
+    enable = false;
+    cacheURL = null;
+    signingKeyFile = null;
+    releaseKeyFile = null;
+    parallelism = 2;
+    hostTimeout = "4h";
+  };
+}
