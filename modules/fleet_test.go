@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,10 +43,36 @@ func nixpkgsLib(t *testing.T) string {
 			break
 		}
 	}
-	t.Fatalf("nixpkgs' lib/ not found (tried %s): set %s to a nixpkgs checkout's lib/ "+
-		"(e.g. a clone of github.com/nix-community/nixpkgs.lib), the module system the hosts are evaluated with",
-		strings.Join(tried, ", "), libEnv)
+	// A networked machine without the shared copy fetches the same commit.
+	dir, err := fetchLib()
+	if err == nil && isLib(dir) {
+		return dir
+	}
+	t.Fatalf("nixpkgs' lib/ not found (tried %s, and fetching nix-community/nixpkgs.lib %s: %v): set %s to a nixpkgs "+
+		"checkout's lib/ (e.g. a clone of github.com/nix-community/nixpkgs.lib), the module system the hosts are evaluated with",
+		strings.Join(tried, ", "), nixpkgsLibRev, err, libEnv)
 	return ""
+}
+
+// nixpkgsLibRev is the nix-community/nixpkgs.lib commit of the shared copy.
+const nixpkgsLibRev = "de42d44212d207476489bce163375d8306a26d59"
+
+// fetchLib fetches nixpkgs' lib at nixpkgsLibRev into the Nix store.
+func fetchLib() (string, error) {
+	expr := fmt.Sprintf(`builtins.fetchTarball "https://github.com/nix-community/nixpkgs.lib/archive/%s.tar.gz"`, nixpkgsLibRev)
+	out, err := exec.Command("nix-instantiate", "--eval", "--json", "-E", expr).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", err
+	}
+	var dir string
+	if err := json.Unmarshal(out, &dir); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "lib"), nil
 }
 
 func isLib(dir string) bool {
