@@ -128,3 +128,40 @@ func TestWriteStatusShowsTheEndOfAFailedBuild(t *testing.T) {
 		t.Errorf("status output is %d lines; want one screen at a glance:\n%s", n, out)
 	}
 }
+
+// TestWriteStatusShowsDriftAndInterruptions: what runs when it is not what
+// was deployed, why that probably is, and a deployment a stop cut short,
+// in plain words.
+func TestWriteStatusShowsDriftAndInterruptions(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	s := status.Status{Hostname: "raccoon03", FlakeOutput: "raccoon03", State: "idle", DaemonRunning: true,
+		Deployed: &state.Deployment{Commit: "0123456789abcdef", Branch: "main", Result: "deployed", StorePath: "/nix/store/aaa-nixos-system-raccoon03", Time: now.Add(-time.Hour)},
+		Drift: &state.Drift{Running: "/nix/store/bbb-nixos-system-raccoon03", Expected: "/nix/store/aaa-nixos-system-raccoon03",
+			Commit: "0123456789abcdef", Since: now.Add(-10 * time.Minute),
+			Cause: "a hand-run rebuild (nixos-rebuild switch) made profile generation 7", Repair: "report only (deploy.repairDrift is off)"},
+		Interrupted: &state.Interruption{Commit: "fedcba9876543210", Step: "build", Time: now.Add(-5 * time.Minute),
+			Resolution: "nothing had changed on the host; the commit will be tried again"},
+	}
+	var buf bytes.Buffer
+	if err := WriteStatus(&buf, s, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"DRIFT", "runs /nix/store/bbb-nixos-system-raccoon03 since", "10m0s ago, not the deployed 0123456789ab",
+		"likely cause: a hand-run rebuild (nixos-rebuild switch) made profile generation 7; report only",
+		"interrupted", "fedcba987654 at build (", "5m0s ago): nothing had changed on the host",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, buf.String())
+		}
+	}
+
+	// A stopped agent with a deployment its journal left open.
+	s = status.Status{Hostname: "raccoon03", FlakeOutput: "raccoon03", State: "recovering",
+		Flight: &status.Flight{ID: 7, Commit: "fedcba9876543210", Reason: "commit", Step: "activate", Event: "intent", Started: now.Add(-time.Minute)}}
+	buf.Reset()
+	WriteStatus(&buf, s, now)
+	if want := "deploying fedcba987654, stopped at activate (intent); the next start finishes or undoes it"; !strings.Contains(buf.String(), want) {
+		t.Errorf("status output lacks %q:\n%s", want, buf.String())
+	}
+}
