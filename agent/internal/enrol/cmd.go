@@ -1,0 +1,136 @@
+package enrol
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrUsage reports a command-line mistake; the usage was printed.
+var ErrUsage = errors.New("usage error")
+
+// Commands are the admin commands Run knows, for the caller's dispatch.
+var Commands = []string{"add-host", "remove-host", "rotate-host-key"}
+
+// Run runs one admin command: args[0] is its name, then NAME and flags in
+// any order. The changes are printed to stdout, one line each.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return ErrUsage
+	}
+	fs := flag.NewFlagSet("avalanche-agent "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	repo := fs.String("repo", ".", "the fleet repository's `directory`")
+	var h Host
+	var keyFile, roles string
+	switch args[0] {
+	case "add-host":
+		fs.StringVar(&h.System, "system", "", "aarch64-linux or x86_64-linux")
+		fs.StringVar(&h.Hardware, "hardware", "", "hardware `profile` (nixos/profiles/hw-<profile>.nix)")
+		fs.StringVar(&roles, "roles", "", "comma-separated `roles` (nixos/profiles/role-<role>.nix)")
+		fs.StringVar(&h.StateVersion, "state-version", "", "system.stateVersion (default: the newest of the host folders)")
+		fallthrough
+	case "rotate-host-key":
+		fs.StringVar(&keyFile, "ssh-host-key", "", "the host's SSH host public `key`: a .pub file, ssh-keyscan output, or - for stdin")
+	case "remove-host":
+	default:
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	name, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	r := &Repo{Root: *repo}
+	if err := r.check(); err != nil {
+		return err
+	}
+	var notes []string
+	switch args[0] {
+	case "add-host":
+		if h.Key, err = readHostKey(keyFile, stdin); err != nil {
+			return err
+		}
+		h.Name, h.Roles = name, splitRoles(roles)
+		notes, err = r.AddHost(ctx, h)
+	case "rotate-host-key":
+		var key HostKey
+		if key, err = readHostKey(keyFile, stdin); err != nil {
+			return err
+		}
+		notes, err = r.RotateHostKey(ctx, name, key)
+	case "remove-host":
+		notes, err = r.RemoveHost(ctx, name)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n)
+	}
+	if err == nil {
+		fmt.Fprintf(stdout, "Review with `git status` and `git diff`, then commit and push.\n")
+	}
+	return err
+}
+
+// parseArgs takes NAME before or after the flags.
+func parseArgs(fs *flag.FlagSet, args []string) (string, error) {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", ErrUsage
+	}
+	rest := fs.Args()
+	if name == "" && len(rest) > 0 {
+		name, rest = rest[0], rest[1:]
+	}
+	if name == "" || len(rest) > 0 {
+		fmt.Fprintf(fs.Output(), "usage: %s NAME [flags]\n", fs.Name())
+		fs.PrintDefaults()
+		return "", ErrUsage
+	}
+	return name, nil
+}
+
+func splitRoles(s string) []string {
+	var roles []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	return roles
+}
+
+func readHostKey(file string, stdin io.Reader) (HostKey, error) {
+	var data []byte
+	var err error
+	switch file {
+	case "":
+		return HostKey{}, errors.New("--ssh-host-key is required: the host's /etc/ssh/ssh_host_ed25519_key.pub, or `ssh-keyscan -t ed25519 HOST` output (- reads stdin)")
+	case "-":
+		file = "standard input"
+		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	default:
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return HostKey{}, fmt.Errorf("reading the host key: %w", err)
+	}
+	return ParseHostKey(file, data)
+}
+
+// check makes sure Root is the fleet repository.
+func (r *Repo) check() error {
+	for _, f := range []string{InventoryFile, SopsConfigFile} {
+		if _, err := os.Stat(r.path(f)); err != nil {
+			abs, _ := filepath.Abs(r.Root)
+			return fmt.Errorf("%s is not the fleet repository (no %s): run from its top directory or pass --repo", abs, f)
+		}
+	}
+	return nil
+}
