@@ -108,7 +108,7 @@ func newFleet(t *testing.T) *fleet {
 	f.encrypt(t, "secrets/cloud/exit-node/secrets.yaml", "tailscale: cloud-ts-key\n", "exit-node")
 	f.encrypt(t, "secrets/kubernetes/apps/marmithon.yaml", "irc: cluster-irc\n", "cluster")
 	f.encrypt(t, "secrets/shared/wifi.yaml", "psk: shared-wifi\n", "eagle", "possum")
-	secretstest.Helper(t) // built before the environment below changes
+	secretstest.Helper(t)                       // built before the environment below changes
 	t.Setenv("SOPS_AGE_KEY_FILE", f.admin.File) // the admin's key, as sops finds it
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())    // and no keys.txt of this machine
 	return f
