@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,6 +28,7 @@ func main() {
 		err := enrol.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		switch {
+		case errors.Is(err, flag.ErrHelp):
 		case errors.Is(err, enrol.ErrUsage):
 			os.Exit(2)
 		case err != nil:

@@ -14,6 +14,13 @@ import (
 // ErrUsage reports a command-line mistake; the usage was printed.
 var ErrUsage = errors.New("usage error")
 
+// usages are the synopses -h prints.
+var usages = map[string]string{
+	"add-host":        "NAME --system aarch64-linux|x86_64-linux --hardware PROFILE --roles R1,R2 --ssh-host-key FILE|-",
+	"remove-host":     "NAME",
+	"rotate-host-key": "NAME --ssh-host-key FILE|-",
+}
+
 // Commands are the admin commands Run knows, for the caller's dispatch.
 var Commands = []string{"add-host", "remove-host", "rotate-host-key"}
 
@@ -25,6 +32,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fs := flag.NewFlagSet("avalanche-agent "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s %s [--repo DIR]\n", fs.Name(), usages[args[0]])
+		fs.PrintDefaults()
+	}
 	repo := fs.String("repo", ".", "the fleet repository's `directory`")
 	var h Host
 	var keyFile, roles string
@@ -81,7 +92,9 @@ func parseArgs(fs *flag.FlagSet, args []string) (string, error) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return "", err
+	} else if err != nil {
 		return "", ErrUsage
 	}
 	rest := fs.Args()
@@ -89,8 +102,7 @@ func parseArgs(fs *flag.FlagSet, args []string) (string, error) {
 		name, rest = rest[0], rest[1:]
 	}
 	if name == "" || len(rest) > 0 {
-		fmt.Fprintf(fs.Output(), "usage: %s NAME [flags]\n", fs.Name())
-		fs.PrintDefaults()
+		fs.Usage()
 		return "", ErrUsage
 	}
 	return name, nil

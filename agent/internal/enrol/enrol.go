@@ -80,6 +80,9 @@ func (r *Repo) AddHost(ctx context.Context, h Host) ([]string, error) {
 	if other := slices.IndexFunc(y.keys, func(k *yamlNode) bool { return k.Value == h.Key.Age }); other >= 0 {
 		return nil, fmt.Errorf("%s: this host key's recipient %s is already &%s's", SopsConfigFile, h.Key.Age, y.keys[other].Anchor)
 	}
+	if err := y.checkAdmins(); err != nil {
+		return nil, err
+	}
 	text, err := y.addHost(h.Name, h.Key.Age)
 	if err != nil {
 		return nil, err

@@ -20,43 +20,49 @@ type token struct {
 func lexNix(src string) ([]token, error) {
 	var toks []token
 	for i := 0; i < len(src); {
-		c := src[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '#':
-			for i < len(src) && src[i] != '\n' {
-				i++
-			}
-		case strings.HasPrefix(src[i:], "/*"):
-			j := strings.Index(src[i+2:], "*/")
-			if j < 0 {
-				return nil, fmt.Errorf("offset %d: unterminated /* comment", i)
-			}
-			i += j + 4
-		case c == '"' || strings.HasPrefix(src[i:], "''"):
-			end, err := skipString(src, i)
-			if err != nil {
-				return nil, err
-			}
-			toks = append(toks, token{'s', src[i:end], i, end})
-			i = end
-		case isIdentStart(c):
-			j := i + 1
-			for j < len(src) && isIdentChar(src[j]) {
-				j++
-			}
-			toks = append(toks, token{'i', src[i:j], i, j})
-			i = j
-		case strings.IndexByte("{}[]();=,", c) >= 0:
-			toks = append(toks, token{'p', src[i : i+1], i, i + 1})
-			i++
-		default:
-			toks = append(toks, token{'o', src[i : i+1], i, i + 1})
-			i++
+		t, next, err := lexOne(src, i)
+		if err != nil {
+			return nil, err
 		}
+		if t.kind != 0 {
+			toks = append(toks, t)
+		}
+		i = next
 	}
 	return toks, nil
+}
+
+// lexOne reads what starts at i: a token, or white space or a comment
+// (kind 0), and returns where the next one starts.
+func lexOne(src string, i int) (token, int, error) {
+	c := src[i]
+	switch {
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		return token{}, i + 1, nil
+	case c == '#':
+		return token{}, lineEnd(src, i), nil
+	case strings.HasPrefix(src[i:], "/*"):
+		j := strings.Index(src[i+2:], "*/")
+		if j < 0 {
+			return token{}, 0, fmt.Errorf("offset %d: unterminated /* comment", i)
+		}
+		return token{}, i + j + 4, nil
+	case c == '"' || strings.HasPrefix(src[i:], "''"):
+		end, err := skipString(src, i)
+		if err != nil {
+			return token{}, 0, err
+		}
+		return token{'s', src[i:end], i, end}, end, nil
+	case isIdentStart(c):
+		j := i + 1
+		for j < len(src) && isIdentChar(src[j]) {
+			j++
+		}
+		return token{'i', src[i:j], i, j}, j, nil
+	case strings.IndexByte("{}[]();=,", c) >= 0:
+		return token{'p', src[i : i+1], i, i + 1}, i + 1, nil
+	}
+	return token{'o', src[i : i+1], i, i + 1}, i + 1, nil
 }
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
@@ -99,21 +105,22 @@ func skipString(src string, i int) (int, error) {
 
 // skipInterpolation returns the offset after the } closing a ${ at i-2.
 func skipInterpolation(src string, i int) (int, error) {
-	rest, err := lexNix(src[i:]) // lexes too far, but only up to the first unmatched }
-	if err != nil && len(rest) == 0 {
-		return 0, err
-	}
 	depth := 0
-	for _, t := range rest {
+	for j := i; j < len(src); {
+		t, next, err := lexOne(src, j)
+		if err != nil {
+			return 0, err
+		}
 		switch t.text {
 		case "{":
 			depth++
 		case "}":
 			if depth == 0 {
-				return i + t.end, nil
+				return next, nil
 			}
 			depth--
 		}
+		j = next
 	}
 	return 0, fmt.Errorf("offset %d: unterminated ${", i-2)
 }

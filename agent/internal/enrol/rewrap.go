@@ -23,6 +23,7 @@ type rules struct {
 	path    string
 	regexes []*regexp.Regexp
 	stores  *config.StoresConfig
+	names   map[string]string // recipient -> &anchor, for messages
 }
 
 func loadRules(path string, y *sopsYAML) (*rules, error) {
@@ -70,6 +71,18 @@ func secretFiles(root string) ([]string, error) {
 		return nil
 	})
 	return files, err
+}
+
+// describe names a rule's recipients by their anchors where they have one.
+func (r *rules) describe(groups []sops.KeyGroup) string {
+	var out []string
+	for _, k := range recipients(groups) {
+		if n, ok := r.names[k]; ok {
+			k = n
+		}
+		out = append(out, k)
+	}
+	return strings.Join(out, ", ")
 }
 
 // recipients lists a rule's or a file's keys, one key group after another.

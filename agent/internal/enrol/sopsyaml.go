@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	sopsage "github.com/getsops/sops/v3/age"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -128,6 +129,26 @@ func (s *sopsYAML) admins() []string {
 		common = slices.DeleteFunc(common, func(a string) bool { return !slices.Contains(mine, a) })
 	}
 	return common
+}
+
+// checkAdmins makes sure the admins' keys are real recipients, not the
+// placeholders of a fresh checkout: a host's file must stay readable by
+// someone who can edit it.
+func (s *sopsYAML) checkAdmins() error {
+	admins := s.admins()
+	if len(admins) == 0 {
+		return fmt.Errorf("%s: the host rules share no admin key; a new host's file would be readable by the host alone", SopsConfigFile)
+	}
+	for _, a := range admins {
+		k := s.key(a)
+		if k == nil {
+			continue // an alias without anchor: yaml already refused it
+		}
+		if _, err := sopsage.MasterKeyFromRecipient(k.Value); err != nil {
+			return fmt.Errorf("%s: &%s is %q, not an age recipient: replace the placeholders first (your recipient: age-keygen -y ~/.config/sops/age/keys.txt; see docs/secrets.md)", SopsConfigFile, a, k.Value)
+		}
+	}
+	return nil
 }
 
 // edit replaces del lines from line (1-based) with ins.

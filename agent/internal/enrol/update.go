@@ -55,6 +55,7 @@ func (r *Repo) updateSecrets(p *plan, old *sopsYAML, text string, ch change) err
 	if err != nil {
 		return err
 	}
+	after.names = keyNames(edited)
 	for _, f := range files {
 		if ch.gone != "" && strings.HasPrefix(f, ch.gone+"/") {
 			continue
@@ -114,7 +115,7 @@ func (r *Repo) rewrapFile(p *plan, before, after *rules, f string, ch change) er
 	if err != nil || out == nil {
 		return err
 	}
-	p.write(f, out, "re-wrapped %s for %s", f, strings.Join(cur, ", "))
+	p.write(f, out, "re-wrapped %s for %s", f, after.describe(now.KeyGroups))
 	return nil
 }
 
@@ -132,7 +133,7 @@ func (r *Repo) createSecrets(p *plan, after *rules, ch change) error {
 	if err != nil {
 		return err
 	}
-	p.write(ch.newFile, out, "created %s (empty; encrypted to %s)", ch.newFile, strings.Join(recipients(conf.KeyGroups), ", "))
+	p.write(ch.newFile, out, "created %s (empty; encrypted to %s)", ch.newFile, after.describe(conf.KeyGroups))
 	return nil
 }
 
@@ -140,4 +141,15 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// keyNames maps each recipient of .sops.yaml's keys to its anchor.
+func keyNames(y *sopsYAML) map[string]string {
+	names := map[string]string{}
+	for _, k := range y.keys {
+		if k.Anchor != "" {
+			names[k.Value] = "&" + k.Anchor
+		}
+	}
+	return names
 }
