@@ -21,59 +21,40 @@ var usages = map[string]string{
 	"rotate-host-key": "NAME --ssh-host-key FILE|-",
 }
 
-// Commands are the admin commands Run knows, for the caller's dispatch.
-var Commands = []string{"add-host", "remove-host", "rotate-host-key"}
+// invocation is one command line: the command, its NAME and flags.
+type invocation struct {
+	cmd, repo, keyFile, roles string
+	host                      Host
+}
 
 // Run runs one admin command: args[0] is its name, then NAME and flags in
 // any order. The changes are printed to stdout, one line each.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || usages[args[0]] == "" {
 		return ErrUsage
 	}
-	fs := flag.NewFlagSet("avalanche-agent "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s %s [--repo DIR]\n", fs.Name(), usages[args[0]])
-		fs.PrintDefaults()
-	}
-	repo := fs.String("repo", ".", "the fleet repository's `directory`")
-	var h Host
-	var keyFile, roles string
-	switch args[0] {
-	case "add-host":
-		fs.StringVar(&h.System, "system", "", "aarch64-linux or x86_64-linux")
-		fs.StringVar(&h.Hardware, "hardware", "", "hardware `profile` (nixos/profiles/hw-<profile>.nix)")
-		fs.StringVar(&roles, "roles", "", "comma-separated `roles` (nixos/profiles/role-<role>.nix)")
-		fs.StringVar(&h.StateVersion, "state-version", "", "system.stateVersion (default: the newest of the host folders)")
-		fallthrough
-	case "rotate-host-key":
-		fs.StringVar(&keyFile, "ssh-host-key", "", "the host's SSH host public `key`: a .pub file, ssh-keyscan output, or - for stdin")
-	case "remove-host":
-	default:
-		return fmt.Errorf("unknown command %q", args[0])
-	}
+	in := &invocation{cmd: args[0]}
+	fs := in.flags(stderr)
 	name, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	r := &Repo{Root: *repo}
+	r := &Repo{Root: in.repo}
 	if err := r.check(); err != nil {
 		return err
 	}
 	var notes []string
-	switch args[0] {
+	switch in.cmd {
 	case "add-host":
-		if h.Key, err = readHostKey(keyFile, stdin); err != nil {
-			return err
+		in.host.Name, in.host.Roles = name, splitRoles(in.roles)
+		if in.host.Key, err = readHostKey(in.keyFile, stdin); err == nil {
+			notes, err = r.AddHost(ctx, in.host)
 		}
-		h.Name, h.Roles = name, splitRoles(roles)
-		notes, err = r.AddHost(ctx, h)
 	case "rotate-host-key":
 		var key HostKey
-		if key, err = readHostKey(keyFile, stdin); err != nil {
-			return err
+		if key, err = readHostKey(in.keyFile, stdin); err == nil {
+			notes, err = r.RotateHostKey(ctx, name, key)
 		}
-		notes, err = r.RotateHostKey(ctx, name, key)
 	case "remove-host":
 		notes, err = r.RemoveHost(ctx, name)
 	}
@@ -84,6 +65,27 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stdout, "Review with `git status` and `git diff`, then commit and push.\n")
 	}
 	return err
+}
+
+// flags declares the command's flags into in.
+func (in *invocation) flags(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("avalanche-agent "+in.cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s %s [--repo DIR]\n", fs.Name(), usages[in.cmd])
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&in.repo, "repo", ".", "the fleet repository's `directory`")
+	if in.cmd == "add-host" {
+		fs.StringVar(&in.host.System, "system", "", "aarch64-linux or x86_64-linux")
+		fs.StringVar(&in.host.Hardware, "hardware", "", "hardware `profile` (nixos/profiles/hw-<profile>.nix)")
+		fs.StringVar(&in.roles, "roles", "", "comma-separated `roles` (nixos/profiles/role-<role>.nix)")
+		fs.StringVar(&in.host.StateVersion, "state-version", "", "system.stateVersion (default: the newest of the host folders)")
+	}
+	if in.cmd != "remove-host" {
+		fs.StringVar(&in.keyFile, "ssh-host-key", "", "the host's SSH host public `key`: a .pub file, ssh-keyscan output, or - for stdin")
+	}
+	return fs
 }
 
 // parseArgs takes NAME before or after the flags.
