@@ -49,7 +49,7 @@ func TestAddHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Entry{System: "aarch64-linux", Hardware: "rpi4", Roles: []string{"k3s-agent", "server"}}
-	if diff := cmp.Diff(want, inv["raccoon06"]); diff != "" {
+	if diff := cmp.Diff(want, entryOf(inv["raccoon06"])); diff != "" {
 		t.Errorf("inventory raccoon06 mismatch (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(readString(t, f.root, "nixos/hosts/raccoon06/default.nix"), `system.stateVersion = "25.05";`) {

@@ -124,8 +124,9 @@ func lineIndent(s string, i int) string {
 }
 
 // evalInventory evaluates an inventory text with nix-instantiate, written
-// next to the real file so relative paths in it keep their meaning.
-func evalInventory(ctx context.Context, root, src string) (map[string]Entry, error) {
+// next to the real file so relative paths in it keep their meaning. Each
+// host is kept as JSON decodes it, every attribute of it.
+func evalInventory(ctx context.Context, root, src string) (map[string]any, error) {
 	dir := filepath.Join(root, filepath.Dir(InventoryFile))
 	f, err := os.CreateTemp(dir, ".inventory-check-*.nix")
 	if err != nil {
@@ -144,7 +145,7 @@ func evalInventory(ctx context.Context, root, src string) (map[string]Entry, err
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, tail(stderr.String()))
 	}
-	var inv map[string]Entry
+	var inv map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &inv); err != nil {
 		return nil, fmt.Errorf("%s does not evaluate to a set of hosts: %w", InventoryFile, err)
 	}
@@ -164,7 +165,10 @@ func checkEdit(ctx context.Context, root, oldSrc, newSrc, name string, want *Ent
 	}
 	delete(before, name)
 	if want != nil {
-		before[name] = *want
+		b, _ := json.Marshal(want)
+		var v any
+		json.Unmarshal(b, &v)
+		before[name] = v
 	}
 	if diff := cmp.Diff(before, after); diff != "" {
 		return fmt.Errorf("the edited %s evaluates to something else than intended (nothing was written); edit it by hand (-want +got):\n%s", InventoryFile, diff)
@@ -177,4 +181,12 @@ func tail(s string) string {
 		return "…" + s[len(s)-2000:]
 	}
 	return s
+}
+
+// entryOf reads one evaluated host as an Entry.
+func entryOf(v any) Entry {
+	var e Entry
+	b, _ := json.Marshal(v)
+	json.Unmarshal(b, &e)
+	return e
 }

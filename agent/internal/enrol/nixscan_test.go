@@ -92,3 +92,22 @@ func FuzzInventoryEdit(f *testing.F) {
 		removeEntry(src, "a")
 	})
 }
+
+// TestCheckEditCatchesOtherChanges: an edit that touches any other host,
+// or any attribute, is refused before it is written.
+func TestCheckEditCatchesOtherChanges(t *testing.T) {
+	requireNix(t)
+	root := t.TempDir()
+	writeFile(t, root+"/"+InventoryFile, "{ }\n")
+	old := "{\n  a = { system = \"x86_64-linux\"; hardware = \"x86\"; roles = [ ]; extra = 1; };\n}\n"
+	e := Entry{System: "x86_64-linux", Hardware: "x86", Roles: []string{}}
+	for name, edited := range map[string]string{
+		"other host changed": "{\n  a = { system = \"x86_64-linux\"; hardware = \"x86\"; roles = [ ]; extra = 2; };\n  b = { system = \"x86_64-linux\"; hardware = \"x86\"; roles = [ ]; };\n}\n",
+		"does not evaluate":  "{\n  a = { system = \"x86_64-linux\"; hardware = \"x86\"; roles = [ ]; extra = 1; };\n  b = { system = throw \"no\"; };\n}\n",
+	} {
+		err := checkEdit(context.Background(), root, old, edited, "b", &e)
+		if err == nil || !strings.Contains(err.Error(), "nothing was written") {
+			t.Errorf("checkEdit(%s) = %v; want a refusal", name, err)
+		}
+	}
+}

@@ -69,11 +69,11 @@ func (r *Repo) removeFromInventory(ctx context.Context, p *plan, name string) (b
 	if err != nil {
 		return false, err
 	}
-	e, ok := inv[name]
+	v, ok := inv[name]
 	if !ok {
 		return false, nil
 	}
-	if e.Dir != "" && e.Dir != hostDir(name) {
+	if e := entryOf(v); e.Dir != "" && e.Dir != hostDir(name) {
 		return false, fmt.Errorf("%s lives in %s, not in nixos/hosts: remove it by hand", name, e.Dir)
 	}
 	text, err := removeEntry(string(old), name)
