@@ -164,6 +164,9 @@ func Parse(b []byte) (*Config, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
+	if _, ok := raw.(map[string]any); !ok {
+		return nil, fmt.Errorf("config: %s is not an object (want {\"version\": 1, …})", elide(b))
+	}
 	var c Config
 	errs := decode(raw, reflect.ValueOf(&c).Elem(), "")
 	if c.Version != Version {
@@ -175,6 +178,15 @@ func Parse(b []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// elide shortens a value quoted in an error.
+func elide(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // withoutKeys drops the problems about keys that already failed to decode:

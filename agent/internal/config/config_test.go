@@ -110,6 +110,8 @@ func TestParseErrorNamesKey(t *testing.T) {
 		{"object type", cfg(`,"deploy":"fast"`), `deploy: "fast" is not an object`},
 		{"unknown key", cfg(`,"colour":"blue"`), `colour: unknown key (see docs/config.md for the keys)`},
 		{"mistyped key", cfg(`,"deploy":{"buildtimeout":"1h"}`), `deploy.buildtimeout: unknown key (did you mean "deploy.buildTimeout"?)`},
+		{"top level", `[1]`, `config: [1] is not an object (want {"version": 1, …})`},
+		{"null", `null`, `config: null is not an object (want {"version": 1, …})`},
 		{"version", `{"version":2,"hostname":"h","repository":{"url":"/srv/a"}}`, `version: 2 is not supported (want 1)`},
 	}
 	for _, tt := range tests {

@@ -97,8 +97,14 @@ func decodeList(raw any, v reflect.Value, path string) []error {
 	return errs
 }
 
-// keyName turns the walk's path ("deploy.reboot.") into a key path.
-func keyName(path string) string { return strings.TrimSuffix(path, ".") }
+// keyName turns the walk's path ("deploy.reboot.") into a key path; the
+// top level is "config".
+func keyName(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return strings.TrimSuffix(path, ".")
+}
 
 // want says in words what a value of type t looks like in config.json.
 func want(t reflect.Type) string {
