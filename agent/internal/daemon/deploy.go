@@ -58,10 +58,13 @@ func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult
 	if err != nil {
 		return d.fail(ctx, "deploy", t.commit, err)
 	}
-	ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
-	d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
-		Str("phase", journal.StepEvaluate).Str("action", t.action).Str("source", t.source).Bool("fallback", t.fallback).
-		Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput)).Msg("deploying")
+	ev := d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
+		Str("phase", journal.StepEvaluate).Str("action", t.action).Str("source", t.source).Bool("fallback", t.fallback)
+	if t.source != config.SourceBuilder {
+		ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
+		ev = ev.Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput))
+	}
+	ev.Msg("deploying")
 	return d.run(ctx, f, d.steps())
 }
 

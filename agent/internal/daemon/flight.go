@@ -116,6 +116,9 @@ func (d *Daemon) apply(f *journal.Flight, dep state.Deployment) {
 		}
 		st.LastError, d.lastErr = nil, ""
 		st.Drift, st.Interrupted = nil, nil
+		if st.Awaiting != nil && st.Awaiting.Commit == f.Commit {
+			st.Awaiting = nil // deployed by the fallback: the wait is over
+		}
 	case f.Result == resultRolledBack:
 		if f.Previous != nil {
 			st.Deployed = f.Previous
