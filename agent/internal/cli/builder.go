@@ -10,10 +10,10 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
-// builderMode returns the host side of builder mode (deploy.source
+// BuilderMode returns the host side of builder mode (deploy.source
 // "builder") and the builder role (builder.enable) that c asks for; nil
 // for what it does not ask for. Both share the daemon's nix and repository.
-func builderMode(c *config.Config, nix *rebuild.Nix, repo *gitsync.Repo) (daemon.Source, daemon.Releaser, error) {
+func BuilderMode(c *config.Config, nix *rebuild.Nix, repo *gitsync.Repo) (daemon.Source, daemon.Releaser, error) {
 	var (
 		src daemon.Source
 		rel daemon.Releaser

@@ -62,7 +62,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 		Notify:  &notify.Notifier{},
 		Version: Version,
 	}
-	src, rel, err := builderMode(c, nix, repo)
+	src, rel, err := BuilderMode(c, nix, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 	}
 	d.OnReload = func(nc *config.Config) {
 		repo := NewRepo(nc)
-		src, rel, err := builderMode(nc, nix, repo)
+		src, rel, err := BuilderMode(nc, nix, repo)
 		if err != nil {
 			d.Log.Error().Err(err).Msg("config changed: keeping the running builder mode")
 			return

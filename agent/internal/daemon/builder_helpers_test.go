@@ -35,6 +35,7 @@ type fleetBuilder struct {
 	served  *cacheServer
 	signers string // allowed_signers listing the builder's release key
 	other   *release.Signer
+	key     string // the builder's release key file
 	id      string // makes this test's store paths its own
 	running string // the host's current-system link
 }
@@ -71,6 +72,7 @@ func newBuilderHost(t *testing.T, timeout, fallback string, mutate func(c map[st
 	fb.running = h.current
 	fb.repo = &gitsync.Repo{Dir: filepath.Join(t.TempDir(), "repo.git"), Branches: []string{"main", release.Branch},
 		Remote: gitsync.Remote{URL: h.server.URL, TokenFile: h.cfg.Repository.TokenFile}}
+	fb.key = releaseKey
 	signer, err := release.LoadSigner(releaseKey)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/avalanche-fleet/avalanche/agent/internal/builder"
+	"github.com/avalanche-fleet/avalanche/agent/internal/cli"
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
@@ -146,21 +146,21 @@ func (h *host) stop() {
 
 func newDaemon(t testing.TB, c *config.Config) *daemon.Daemon {
 	nix := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}}
+	repo := &gitsync.Repo{Dir: c.RepoDir(), Branches: c.TrackedBranches(),
+		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second}
 	d := &daemon.Daemon{
-		Config: c,
-		Log:    zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
-		Git: &gitsync.Repo{Dir: c.RepoDir(), Branches: c.TrackedBranches(),
-			Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second},
+		Config:  c,
+		Log:     zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+		Git:     repo,
 		Nix:     nix,
 		Version: "test",
 	}
-	if c.Deploy.FromBuilder() { // builder mode, wired as the agent wires it
-		src, err := builder.NewSource(c, nix)
-		if err != nil {
-			panic(err) // the config passed Validate
-		}
-		d.SetBuilderMode(src, nil)
+	// Builder mode and the builder role, wired as the agent wires them.
+	src, role, err := cli.BuilderMode(c, nix, repo)
+	if err != nil {
+		panic(err) // the config passed Validate; the keys are the test's
 	}
+	d.SetBuilderMode(src, role)
 	return d
 }
 
