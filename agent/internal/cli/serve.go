@@ -39,6 +39,11 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 		d.Hooks.Phase = m.ObservePhase
 		d.Hooks.Fetch = m.ObserveFetch
 		d.Hooks.Pass = m.Update
+		if c.Deploy.FromBuilder() {
+			b := m.NewBuilder()
+			d.Hooks.Substituted = b.ObserveSubstituted
+			d.Hooks.Pass = func(s status.Status) { m.Update(s); b.Update(s) }
+		}
 		mux(c.Metrics.Listen).Handle("GET /metrics", m.Handler())
 	}
 	if c.StatusListen != "" {
