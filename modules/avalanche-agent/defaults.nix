@@ -26,6 +26,8 @@
     evalTimeout = "30m";
     buildTimeout = "4h";
     confirmTimeout = "120s";
+    switchTimeout = "30m";
+    repairDrift = true;
     healthChecks = [ "systemctl is-system-running --wait" ];
     keepGCRoots = 3;
     postDeployHook = null;

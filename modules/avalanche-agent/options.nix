@@ -112,6 +112,8 @@ in
       evalTimeout = opt duration d.deploy.evalTimeout "Timeout of evaluating the system.";
       buildTimeout = opt duration d.deploy.buildTimeout "Timeout of building the system.";
       confirmTimeout = opt duration d.deploy.confirmTimeout "Deadline for the health confirmation after a switch; then it rolls back.";
+      switchTimeout = opt duration d.deploy.switchTimeout "Time limit of one switch-to-configuration (RuntimeMaxSec= of its unit); past it the activation counts as failed and rolls back.";
+      repairDrift = opt types.bool d.deploy.repairDrift "Re-activate the deployed system when something else (a hand-run rebuild, a manual rollback) replaced it; false only reports the drift.";
       healthChecks = opt (types.listOf types.str) d.deploy.healthChecks "Commands (run with /bin/sh -c) that must succeed after a switch.";
       keepGCRoots = opt types.ints.positive d.deploy.keepGCRoots "Number of built systems kept as GC roots.";
       postDeployHook = opt (types.nullOr types.str) d.deploy.postDeployHook "Command run after a confirmed deploy.";

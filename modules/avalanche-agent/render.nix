@@ -44,6 +44,8 @@ let
         evalTimeout
         buildTimeout
         confirmTimeout
+        switchTimeout
+        repairDrift
         healthChecks
         keepGCRoots
         ;

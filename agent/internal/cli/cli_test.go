@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
@@ -34,16 +36,24 @@ func writeFile(t *testing.T, dir, name, body string) string {
 }
 
 func TestCheckConfigListsEveryProblem(t *testing.T) {
-	p := writeFile(t, t.TempDir(), "bad.json", `{"version":3,"hostname":"a b","repository":{"url":"ftp://x/y"},"deploy":{"action":"jump"},"oops":true}`)
+	p := writeFile(t, t.TempDir(), "bad.json", `{"version":3,"hostname":"a b","repository":{"url":"ftp://x/y"},"deploy":{"action":"jump"},"oops":true,"pollInterval":"soon"}`)
 	_, stderr, err := run(t, "check-config", p)
 	var exit ExitError
 	if !errors.As(err, &exit) || exit.Code != 1 {
 		t.Fatalf("check-config(bad) = %v; want exit 1", err)
 	}
-	for _, want := range []string{`unknown key "oops"`, "version is 3", `hostname "a b"`, "scheme must be https", `deploy.action "jump"`} {
-		if !strings.Contains(stderr, "  - ") || !strings.Contains(stderr, want) {
-			t.Errorf("check-config stderr lacks %q:\n%s", want, stderr)
-		}
+	want := p + ` is invalid:
+  - deploy.action: "jump" is not one of switch, boot, test
+  - flakeOutput: "a b" is not a flake attribute name (want e.g. the host name)
+  - hostname: "a b" is not a host name (want letters, digits and '-', at most 63)
+  - oops: unknown key (see docs/config.md for the keys)
+  - pollInterval: "soon" is not a duration (want e.g. "60s", "5m")
+  - repository.testingBranch: "testing/a b" is not a branch name (want e.g. "main", without refs/heads/)
+  - repository.url: "ftp://x/y" has scheme "ftp" (want an https://, ssh:// or file:// URL, user@host:path or an absolute path)
+  - version: 3 is not supported (want 1)
+`
+	if diff := cmp.Diff(want, stderr); diff != "" {
+		t.Errorf("check-config stderr mismatch (-want +got):\n%s", diff)
 	}
 	good := writeFile(t, t.TempDir(), "good.json", `{"version":1,"hostname":"eagle","repository":{"url":"https://git.example/a.git"}}`)
 	out, _, err := run(t, "check-config", good)
@@ -126,5 +136,42 @@ func TestWriteStatusShowsTheEndOfAFailedBuild(t *testing.T) {
 	}
 	if n := strings.Count(out, "\n"); n > 12 {
 		t.Errorf("status output is %d lines; want one screen at a glance:\n%s", n, out)
+	}
+}
+
+// TestWriteStatusShowsDriftAndInterruptions: what runs when it is not what
+// was deployed, why that probably is, and a deployment a stop cut short,
+// in plain words.
+func TestWriteStatusShowsDriftAndInterruptions(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	s := status.Status{Hostname: "raccoon03", FlakeOutput: "raccoon03", State: "idle", DaemonRunning: true,
+		Deployed: &state.Deployment{Commit: "0123456789abcdef", Branch: "main", Result: "deployed", StorePath: "/nix/store/aaa-nixos-system-raccoon03", Time: now.Add(-time.Hour)},
+		Drift: &state.Drift{Running: "/nix/store/bbb-nixos-system-raccoon03", Expected: "/nix/store/aaa-nixos-system-raccoon03",
+			Commit: "0123456789abcdef", Since: now.Add(-10 * time.Minute),
+			Cause: "a hand-run rebuild (nixos-rebuild switch) made profile generation 7", Repair: "report only (deploy.repairDrift is off)"},
+		Interrupted: &state.Interruption{Commit: "fedcba9876543210", Step: "build", Time: now.Add(-5 * time.Minute),
+			Resolution: "nothing had changed on the host; the commit will be tried again"},
+	}
+	var buf bytes.Buffer
+	if err := WriteStatus(&buf, s, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"DRIFT", "runs /nix/store/bbb-nixos-system-raccoon03 since", "10m0s ago, not the deployed 0123456789ab",
+		"likely cause: a hand-run rebuild (nixos-rebuild switch) made profile generation 7; report only",
+		"interrupted", "fedcba987654 at build (", "5m0s ago): nothing had changed on the host",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, buf.String())
+		}
+	}
+
+	// A stopped agent with a deployment its journal left open.
+	s = status.Status{Hostname: "raccoon03", FlakeOutput: "raccoon03", State: "recovering",
+		Flight: &status.Flight{ID: 7, Commit: "fedcba9876543210", Reason: "commit", Step: "activate", Event: "intent", Started: now.Add(-time.Minute)}}
+	buf.Reset()
+	WriteStatus(&buf, s, now)
+	if want := "deploying fedcba987654, stopped at activate (intent); the next start finishes or undoes it"; !strings.Contains(buf.String(), want) {
+		t.Errorf("status output lacks %q:\n%s", want, buf.String())
 	}
 }

@@ -269,7 +269,7 @@ func runCheckConfig(ctx context.Context, m *Main, args []string) error {
 	c, err := config.Load(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(m.Stderr, "%s is invalid:\n", fs.Arg(0))
-		for _, line := range strings.Split(err.Error(), "\n") {
+		for _, line := range strings.Split(strings.TrimPrefix(err.Error(), fs.Arg(0)+": "), "\n") {
 			fmt.Fprintf(m.Stderr, "  - %s\n", line)
 		}
 		return ExitError{Code: 1}

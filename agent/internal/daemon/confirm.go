@@ -108,6 +108,10 @@ func (d *Daemon) healthy(ctx context.Context) error {
 
 // restartUnits restarts and reloads units whose secrets changed.
 func (d *Daemon) restartUnits(ctx context.Context, restart, reload []string) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	release := d.Notify.Hold(stepTimeout)
+	defer release()
 	for verb, units := range map[string][]string{"try-restart": restart, "try-reload-or-restart": reload} {
 		if len(units) == 0 {
 			continue
@@ -133,6 +137,8 @@ func (d *Daemon) postDeploy(ctx context.Context, dep state.Deployment, cause err
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
+	release := d.Notify.Hold(5 * time.Minute)
+	defer release()
 	if err := runShell(hctx, hook, env); err != nil {
 		d.Log.Warn().Err(err).Str("commit", dep.Commit).Msg("post-deploy hook failed")
 	}

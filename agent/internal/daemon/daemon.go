@@ -114,6 +114,25 @@ type Hooks struct {
 	// Substituted is called with the bytes each substituted path added
 	// (builder mode).
 	Substituted func(bytes int64)
+	// Deployment is called when a deployment starts (Result "pending")
+	// and when it ends, once each (forge commit statuses).
+	Deployment func(ev DeploymentEvent)
+}
+
+// DeploymentEvent is a deployment starting or ending.
+type DeploymentEvent struct {
+	Flight uint64
+	Commit string
+	Branch string
+	// Reason is commit, drift or rollback.
+	Reason string
+	// Result is pending at the start; at the end deployed, up-to-date,
+	// failed, rolled-back, interrupted or superseded.
+	Result string
+	// Error and Class say why a deployment did not succeed.
+	Error string
+	Class string
+	Time  time.Time
 }
 
 func (d *Daemon) now() time.Time {

@@ -26,6 +26,11 @@ type step struct {
 	run    func(ctx context.Context, f *journal.Flight) error
 }
 
+// stepTimeout bounds the steps that have no timeout of their own (secrets,
+// profile, unit restarts, the post-deploy hook), so that a hung one stops
+// the watchdog's pings instead of holding them forever.
+const stepTimeout = 10 * time.Minute
+
 // errUpToDate ends a flight early: the target is what runs.
 var errUpToDate = errors.New("up to date")
 
@@ -264,6 +269,10 @@ func (d *Daemon) installSecrets(ctx context.Context, f *journal.Flight) error {
 		return nil
 	}
 	d.setPhase(status.Activating, "installing secrets for "+short(f.Commit))
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	release := d.Notify.Hold(stepTimeout)
+	defer release()
 	r, err := d.Secrets.Install(ctx, f.StorePath)
 	if err != nil {
 		return err
@@ -279,6 +288,10 @@ func (d *Daemon) setProfile(ctx context.Context, f *journal.Flight) error {
 		return nil
 	}
 	d.setPhase(status.Activating, short(f.Commit)+" (profile)")
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	release := d.Notify.Hold(stepTimeout)
+	defer release()
 	if err := d.Nix.SetProfile(ctx, d.Config.Deploy.Profile, f.StorePath); err != nil {
 		if fault.IsHostTrouble(err) {
 			return fault.New(fault.Host, err)

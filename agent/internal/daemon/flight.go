@@ -47,7 +47,20 @@ func (d *Daemon) begin(t target, reason string) (*journal.Flight, error) {
 	if err := d.record(f, journal.StepBegin, journal.Intent); err != nil {
 		return nil, err
 	}
+	d.event(f, "pending")
 	return f, nil
+}
+
+// event tells Hooks.Deployment that f started or ended with result.
+func (d *Daemon) event(f *journal.Flight, result string) {
+	if d.Hooks.Deployment == nil {
+		return
+	}
+	ev := DeploymentEvent{Flight: f.ID, Commit: f.Commit, Branch: f.Branch, Reason: f.Reason, Result: result, Time: d.now()}
+	if result != "pending" && result != resultDeployed && result != resultUpToDate {
+		ev.Error, ev.Class = f.Cause, f.Class
+	}
+	d.Hooks.Deployment(ev)
 }
 
 // record journals f at step and event. The side effect of an intent waits
@@ -78,6 +91,7 @@ func (d *Daemon) end(ctx context.Context, f *journal.Flight, result string, caus
 	}
 	dep := d.settle(f)
 	d.report(ctx, f, dep, cause)
+	d.event(f, f.Result)
 	return d.outcome(f, cause)
 }
 

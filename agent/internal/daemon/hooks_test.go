@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 )
 
 // TestPostDeployHook: the hook runs after a success and after a failure,
@@ -90,5 +93,34 @@ func TestRebootInWindow(t *testing.T) {
 	b, _ := os.ReadFile(ctlLog)
 	if strings.TrimSpace(string(b)) != "reboot" {
 		t.Errorf("systemctl calls = %q; want one reboot", b)
+	}
+}
+
+// TestDeploymentEvents: each deployment reports its start (pending) and its
+// end once, a rollback with its reason.
+func TestDeploymentEvents(t *testing.T) {
+	h := newHost(t, nil)
+	var mu sync.Mutex
+	var got []string
+	h.setup = func(d *daemon.Daemon) {
+		d.Hooks.Deployment = func(ev daemon.DeploymentEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("%s %s %s", ev.Result, ev.Commit, ev.Class))
+			if ev.Result == "rolled-back" && !strings.Contains(ev.Error, "activation failed") {
+				t.Errorf("rolled-back event error = %q; want the activation failure", ev.Error)
+			}
+		}
+	}
+	good := h.commit("good", nil)
+	h.start()
+	h.opts.ActivationExit = 1
+	bad := h.commit("fails to activate", nil)
+	h.sync(false)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"pending " + good + " ", "deployed " + good + " ", "pending " + bad + " ", "rolled-back " + bad + " commit"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deployment events = %q; want %q", got, want)
 	}
 }

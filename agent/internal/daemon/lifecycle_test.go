@@ -410,3 +410,35 @@ func TestGCRootsSurviveClockJumps(t *testing.T) {
 		t.Errorf("no GC root holds the deployed system %s; roots %v", out, entries)
 	}
 }
+
+// An agent from before the journal left a pending record in state.json
+// (its switch had run): the new agent takes it over and confirms it,
+// without switching again.
+func TestLegacyPendingIsTakenOver(t *testing.T) {
+	h := newHost(t, nil)
+	h.commit("first", nil)
+	h.start()
+	h.stop()
+	st := h.state()
+	prev := *st.Deployed
+	h.opts.Marker = "v2"
+	second := h.commit("second", nil)
+	out := handBuild(t, h, func(*nixtest.FlakeOptions) {})
+	handSwitch(t, h, out, "switch") // what the old agent did before it died
+	acts := len(h.activations())
+	st.Pending = &state.Pending{Deployment: state.Deployment{Commit: second, Branch: "main", Action: "switch", StorePath: out,
+		Result: "pending", Time: time.Now()}, Previous: &prev, PreviousSystem: prev.StorePath, Activated: true,
+		Deadline: time.Now().Add(time.Minute)}
+	if err := state.Save(h.cfg.StatePath(), st); err != nil {
+		t.Fatal(err)
+	}
+
+	h.start()
+	got := h.checkSettled(second)
+	if got.Deployed.StorePath != out || got.Pending != nil {
+		t.Errorf("after the takeover: deployed %+v, pending %+v; want %s confirmed", got.Deployed, got.Pending, out)
+	}
+	if n := len(h.activations()); n != acts {
+		t.Errorf("activations after the takeover = %q; want no new switch", h.activations()[acts:])
+	}
+}
