@@ -237,9 +237,16 @@ func TestBuilderModeRollback(t *testing.T) {
 	}
 }
 
-// A host killed (with its nix children) in the middle of a substitution
-// deploys the commit after the restart, without sync --force.
+// A host stopped (SIGTERM), or killed with its nix children (SIGKILL, a
+// crash or power cut), in the middle of a substitution deploys the commit
+// after the restart, without sync --force: an interrupted substitution is
+// no verdict, like an interrupted build.
 func TestKillDuringSubstitution(t *testing.T) {
+	t.Run("SIGTERM", func(t *testing.T) { interruptSubstitution(t, func(c *child) { c.stop(t) }) })
+	t.Run("SIGKILL", func(t *testing.T) { interruptSubstitution(t, func(c *child) { c.killTree(t) }) })
+}
+
+func interruptSubstitution(t *testing.T, stop func(c *child)) {
 	h, fb := newBuilderHost(t, "30m", "evaluate", nil)
 	first := fb.commit(h, "v1", "first")
 	out := fb.release(t, first).Hosts[hostName].OutPath
@@ -249,7 +256,7 @@ func TestKillDuringSubstitution(t *testing.T) {
 	if s := h.status(); s.Flight == nil || s.Flight.Step != "build" || s.Flight.Substitution == nil || s.Flight.Substitution.Paths == 0 {
 		t.Errorf("status during the substitution: flight %+v; want the build step with its substitution", s.Flight)
 	}
-	c.killTree(t)
+	stop(c)
 	if b := h.state().IsBad(first); b != nil {
 		t.Fatalf("IsBad(%s) = %+v after a kill; want no verdict", first, b)
 	}
