@@ -25,10 +25,9 @@ in
     };
     # Read-only status for `avalanche-agent fleet`, reachable over the tailnet only.
     statusListen = lib.mkDefault "0.0.0.0:9123";
-    # Only commits signed by an operator are deployed.
-    verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (
-      lib.concatMapStrings (k: "admin@avalanche namespaces=\"git\" ${k}\n") keys.admins
-    )}";
+    # Only commits signed by an operator are deployed; hosts in builder mode
+    # take releases signed by the release builder (lib/signers.nix).
+    verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (import ../lib/signers.nix)}";
   };
 
   nix = {
