@@ -79,8 +79,10 @@ type Daemon struct {
 	jrnl     *journal.Journal
 	lock     *state.Lock
 	phase    string
-	nextPoll time.Time
-	passes   uint64
+	nextPoll time.Time     // when the next pass is due, for status
+	delay    time.Duration // how long the loop waits for it
+	failures int           // retried failures in a row, for the backoff
+	passes   uint64        // passes finished
 	fetched  status.Fetched
 	lastErr  string
 	force    bool

@@ -33,34 +33,37 @@ func (d *Daemon) Trigger() {
 // first, at once, starts by recovering what a previous process left. It beats the watchdog while it
 // waits, so a loop that stops coming round stops the pings.
 func (d *Daemon) loop(ctx context.Context) {
-	failures := 0
-	var retryIn time.Duration
-	for first := true; ; first = false {
-		wait := d.nextWait(failures)
-		if retryIn > 0 && retryIn < wait {
-			wait = retryIn
-		}
-		if first {
-			wait = 0 // a pass at start-up: first boot, or after an upgrade
-		}
+	for {
 		d.mu.Lock()
-		d.nextPoll = d.now().Add(wait)
+		wait := d.delay // 0 at start-up: first boot, or after an upgrade
 		d.mu.Unlock()
 		if !d.wait(ctx, wait) {
 			d.failWaiters(ctx.Err())
 			return
 		}
 		res := d.runPass(ctx)
-		retryIn = res.retryIn
 		if res.result == "deployed" && d.agentUpgraded() {
 			return
 		}
-		if res.class.Retried() {
-			failures++
-		} else {
-			failures = 0
-		}
 	}
+}
+
+// schedule sets when the next pass runs after one that ended with res: the
+// jittered poll interval, a backoff after retried failures, or sooner when
+// the pass asked for it.
+func (d *Daemon) schedule(res passResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if res.class.Retried() {
+		d.failures++
+	} else {
+		d.failures = 0
+	}
+	wait := d.nextWait(d.failures)
+	if res.retryIn > 0 && res.retryIn < wait {
+		wait = res.retryIn
+	}
+	d.delay, d.nextPoll = wait, d.now().Add(wait)
 }
 
 // beatEvery is how often a waiting loop tells the watchdog it is alive;
@@ -130,6 +133,7 @@ func (d *Daemon) runPass(ctx context.Context) passResult {
 	d.passLock.Lock()
 	defer d.passLock.Unlock()
 	if res, ok := d.recover(ctx); !ok {
+		d.schedule(res)
 		return res // nothing else runs before a deployment left open is settled
 	}
 	d.applyConfig()
@@ -138,11 +142,16 @@ func (d *Daemon) runPass(ctx context.Context) passResult {
 	d.waiters = nil
 	force := d.force
 	d.force = false
-	d.passes++
-	n := d.passes
+	n := d.passes + 1
 	d.mu.Unlock()
 
 	res := d.pass(ctx, force)
+	// Counted and scheduled before anyone hears of it: a caller that saw
+	// its result sees this pass counted and the next one planned.
+	d.schedule(res)
+	d.mu.Lock()
+	d.passes = n
+	d.mu.Unlock()
 	sr := status.SyncResult{Pass: n, OK: res.err == nil, Result: res.result}
 	if res.err != nil {
 		sr.Error = res.err.Error()
