@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,10 @@ func (c *Client) CreateStatus(ctx context.Context, sha string, s Status) error {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // it repeats the URL, which the context names already
+	}
 	if err != nil {
 		return fmt.Errorf("posting status to %s: %w: %w", c.Endpoint.API, ErrUnavailable, err)
 	}
@@ -98,7 +103,7 @@ func (c *Client) request(ctx context.Context, sha string, s Status) (*http.Reque
 	if err := CheckRepository(c.Repository); err != nil {
 		return nil, fmt.Errorf("repository: %w: %w", err, ErrRejected)
 	}
-	s.Description = Shorten(s.Description, MaxDescription)
+	s.Description = Elide(s.Description, MaxDescription)
 	body, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -159,4 +164,18 @@ func Shorten(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+// Elide folds s onto one line and, when it is longer than n characters,
+// keeps its start and its end around " … ": what failed is said first,
+// and the last words of an error are often its cause.
+func Elide(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n || n < 10 {
+		return Shorten(s, n)
+	}
+	head := (n - 3) * 2 / 5
+	tail := n - 3 - head
+	return string(r[:head]) + " … " + string(r[len(r)-tail:])
 }

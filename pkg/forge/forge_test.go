@@ -80,7 +80,7 @@ func TestCreateStatus(t *testing.T) {
 		t.Fatalf("forge received %d statuses; want 1", len(got))
 	}
 	want := s
-	want.Description = forge.Shorten(s.Description, forge.MaxDescription)
+	want.Description = forge.Elide(s.Description, forge.MaxDescription)
 	if got[0].Scheme != "token" {
 		t.Errorf("Authorization scheme = %q; want Forgejo's \"token\"", got[0].Scheme)
 	}
@@ -132,6 +132,19 @@ func TestCreateStatusErrors(t *testing.T) {
 	}
 	if n := len(w.fake.Received()); n != 0 {
 		t.Errorf("forge accepted %d statuses; want none", n)
+	}
+}
+
+func TestElide(t *testing.T) {
+	long := "failed: building x-nixos-system-eagle: build error: nix-store --realise " + strings.Repeat("--option x y ", 30) +
+		"error: builder for x.drv failed with exit code 1"
+	got := forge.Elide(long, forge.MaxDescription)
+	if n := len([]rune(got)); n != forge.MaxDescription || !strings.HasPrefix(got, "failed: building x-nixos") ||
+		!strings.HasSuffix(got, "failed with exit code 1") || !strings.Contains(got, " … ") {
+		t.Errorf("Elide(long) = %q (%d characters); want %d keeping the step and the cause", got, n, forge.MaxDescription)
+	}
+	if got := forge.Elide("deployed\n  ", 140); got != "deployed" {
+		t.Errorf("Elide(short) = %q; want it on one line, unchanged", got)
 	}
 }
 

@@ -129,6 +129,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		e := s.ExitNode
 		fmt.Fprintf(tw, "  exit node\tadvertised %s, approved %s, online %s%s\n", yes(e.Advertised), yes(e.Approved), yes(e.Online), errSuffix(e.Error))
 	}
+	writeForge(tw, s.Forge, now)
 	lastErr := "none"
 	if s.LastError != "" {
 		lastErr = s.LastError

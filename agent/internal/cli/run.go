@@ -12,6 +12,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/fleet"
 	"github.com/avalanche-fleet/avalanche/agent/internal/logging"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
@@ -61,7 +62,17 @@ func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
 		d.SelfPath = exe
 	}
 	d.OnReload = func(nc *config.Config) { d.Git = NewRepo(nc) }
-	wireExitNode(d, c)
+	extras := []func(*status.Status){wireExitNode(d, c)}
+	if r := wireForge(d, c); r != nil {
+		extras = append(extras, func(s *status.Status) { s.Forge = r.Status() })
+	}
+	d.SetStatusExtra(func(s *status.Status) {
+		for _, add := range extras {
+			if add != nil {
+				add(s)
+			}
+		}
+	})
 	return d
 }
 

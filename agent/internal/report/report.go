@@ -115,7 +115,7 @@ func (r *Reporter) Add(commit string, s forge.Status) {
 	if r.Clean != nil {
 		s.Description = r.Clean(s.Description)
 	}
-	s.Description = forge.Shorten(s.Description, forge.MaxDescription)
+	s.Description = forge.Elide(s.Description, forge.MaxDescription)
 	dropped := r.q.add(commit, s, r.now())
 	r.view.Dropped += dropped
 	err := r.q.save()

@@ -107,7 +107,9 @@ func TestDeploymentStatuses(t *testing.T) {
 		waitFor(t, "the queue to empty", func() bool { return r.Status().Queued == 0 })
 	}
 	got := states(w.fake.Wait(t, 9, 10*time.Second))
-	s := func(i int, state, desc string) string { return fmt.Sprintf("%s avalanche/eagle %s: %s", c[i][:7], state, desc) }
+	s := func(i int, state, desc string) string {
+		return fmt.Sprintf("%s avalanche/eagle %s: %s", c[i][:7], state, desc)
+	}
 	want := []string{
 		s(0, "pending", "deploying"), s(0, "success", "deployed"),
 		s(1, "pending", "deploying"), s(1, "failure", "rolled back: activate: switch-to-configuration exited 1"),

@@ -10,8 +10,10 @@
 package forgetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,7 +50,13 @@ type Server struct {
 	srv      *httptest.Server
 	received []Received
 	attempts int
-	failures []int // status codes to answer next, in order
+	failures []failure // answers to give next, in order
+}
+
+// failure is an injected answer, for any request or for one state only.
+type failure struct {
+	code  int
+	state forge.State // "": any request
 }
 
 // Start serves repository (owner/name) whose commits live in the git
@@ -104,10 +112,32 @@ func (s *Server) Restart(t testing.TB) {
 
 // Fail makes the next requests, one per code, answer these status codes
 // (say 500, 502, 503) with Forgejo's JSON error body, before any check.
-func (s *Server) Fail(codes ...int) {
+// Every request counts in Attempts.
+func (s *Server) Fail(codes ...int) { s.FailState("", codes...) }
+
+// FailState is Fail for the requests that set state only: the others are
+// answered as usual, and keep nothing from the list.
+func (s *Server) FailState(state forge.State, codes ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failures = append(s.failures, codes...)
+	for _, c := range codes {
+		s.failures = append(s.failures, failure{code: c, state: state})
+	}
+}
+
+// injected takes the next injected answer that applies to a request
+// setting state, 0 if none.
+func (s *Server) injected(state forge.State) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	for i, f := range s.failures {
+		if f.state == "" || f.state == state {
+			s.failures = append(s.failures[:i], s.failures[i+1:]...)
+			return f.code
+		}
+	}
+	return 0
 }
 
 // Received returns the statuses accepted so far, in order.
@@ -142,15 +172,12 @@ func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Received {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.attempts++
-	var fail int
-	if len(s.failures) > 0 {
-		fail, s.failures = s.failures[0], s.failures[1:]
-	}
-	s.mu.Unlock()
-	if fail != 0 {
-		s.apiError(w, fail, "injected failure")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var peek forge.Status
+	json.Unmarshal(body, &peek)
+	if code := s.injected(peek.State); code != 0 {
+		s.apiError(w, code, "injected failure")
 		return
 	}
 	owner, repo, sha, ok := statusRoute(r.URL.Path)

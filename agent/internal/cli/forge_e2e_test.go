@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/client"
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/forge"
+	"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
+)
+
+// forgeHost is an agent wired by NewDaemon, as `avalanche-agent run` wires
+// it, that reports to a fake Forgejo.
+type forgeHost struct {
+	cfg  *config.Config
+	stop func()
+}
+
+func startForgeHost(t *testing.T, dir, gitURL, forgeURL string) *forgeHost {
+	t.Helper()
+	c := map[string]any{
+		"version": 1, "hostname": "eagle", "flakeOutput": "fleet", "pollInterval": "1h",
+		"repository": map[string]any{"url": gitURL, "tokenFile": filepath.Join(dir, "git-token"), "allowInsecureHTTP": true},
+		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
+		"deploy": map[string]any{"profile": filepath.Join(dir, "profile", "system"), "currentSystem": filepath.Join(dir, "current"),
+			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
+		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
+			"repository": "fleet/avalanche"}},
+	}
+	b, _ := json.Marshal(c)
+	cfg, err := config.Load(writeFile(t, dir, "config.json", string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDaemon(cfg, testLog{t})
+	d.Nix.(*rebuild.Nix).Env = nixtest.Env(t)
+	d.Notify = &notify.Notifier{Send: func(string) (bool, error) { return false, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	h := &forgeHost{cfg: cfg}
+	h.stop = func() { cancel(); <-done; h.stop = func() {} }
+	t.Cleanup(func() { h.stop() })
+	if _, err := waitPasses(ctx, h.client(), 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *forgeHost) client() *client.Client { return &client.Client{Socket: h.cfg.SocketPath()} }
+
+func (h *forgeHost) sync(t *testing.T, want string) {
+	t.Helper()
+	r, err := h.client().Sync(context.Background(), true, false)
+	if err != nil || r.Result != want {
+		t.Fatalf("sync = %+v, %v; want %s", r, err, want)
+	}
+}
+
+func (h *forgeHost) status(t *testing.T) status.Status {
+	t.Helper()
+	s, err := h.client().Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestForgeStatuses: a push to the test repository produces, on a fake
+// Forgejo, the statuses of a real deployment, a build failure and a
+// rollback, in order; 5xx answers are retried; with the forge down the
+// host says so in status, and a report still queued when the agent stops
+// is sent by the next agent.
+func TestForgeStatuses(t *testing.T) {
+	nixtest.Require(t)
+	t.Setenv("JOURNAL_STREAM", "")
+	dir := t.TempDir()
+	writeFile(t, dir, "git-token", "git-token-value\n")
+	writeFile(t, dir, "forge-token", "forge-token-value\n")
+	up := nixtest.NewRepo(t, "main")
+	flake := func(o nixtest.FlakeOptions, msg string) string {
+		o.Name = "fleet"
+		return up.WriteFlake(t, o, msg)
+	}
+	c1 := flake(nixtest.FlakeOptions{Marker: "one"}, "first")
+	git := gittest.StartHTTPServer(t, up.Bare, "git-token-value")
+	fake := forgetest.Start(t, "fleet/avalanche", up.Bare, "forge-token-value")
+	h := startForgeHost(t, dir, git.URL, fake.URL)
+	fake.Wait(t, 2, time.Minute)
+
+	// A build failure, whose failure status the forge answers 500 and 503 first.
+	fake.FailState(forge.Failure, 500, 503)
+	c2 := flake(nixtest.FlakeOptions{Marker: "two", BuildFail: true}, "does not build")
+	h.sync(t, "failed")
+	fake.Wait(t, 4, time.Minute)
+	if n := fake.Attempts(); n != 6 {
+		t.Errorf("forge saw %d requests; want 6 (4 statuses, 2 of them answered 5xx)", n)
+	}
+
+	c3 := flake(nixtest.FlakeOptions{Marker: "three", ActivationExit: 1}, "fails to activate")
+	h.sync(t, "rolled-back")
+	fake.Wait(t, 6, time.Minute)
+
+	// The forge goes away: the deployment does not wait for it, status
+	// says so, and the outcome stays queued across a restart.
+	fake.Stop()
+	c4 := flake(nixtest.FlakeOptions{Marker: "four"}, "fine again")
+	h.sync(t, "deployed")
+	waitFor(t, time.Minute, func() bool { f := h.status(t).Forge; return f != nil && !f.FailingSince.IsZero() })
+	var out bytes.Buffer
+	WriteStatus(&out, Redact(h.status(t), h.cfg), time.Now())
+	if !strings.Contains(out.String(), "CANNOT REACH fleet/avalanche on "+fake.URL) || !strings.Contains(out.String(), "connection refused") {
+		t.Errorf("status with the forge down:\n%s\nwant CANNOT REACH fleet/avalanche on %s ... connection refused", out.String(), fake.URL)
+	}
+	h.stop()
+	if b, err := os.ReadFile(h.cfg.QueuePath()); err != nil || !strings.Contains(string(b), c4) {
+		t.Fatalf("queue after the stop = %s, %v; want the status of %s", b, err, c4)
+	}
+	fake.Restart(t)
+	h = startForgeHost(t, dir, git.URL, fake.URL)
+
+	got := fake.Wait(t, 7, time.Minute)
+	var lines []string
+	for _, r := range got {
+		lines = append(lines, fmt.Sprintf("%s %s %s %s", r.SHA, r.Status.Context, r.Status.State, strings.Fields(r.Status.Description)[0]))
+	}
+	want := []string{
+		c1 + " avalanche/eagle pending deploying", c1 + " avalanche/eagle success deployed",
+		c2 + " avalanche/eagle pending deploying", c2 + " avalanche/eagle failure failed:",
+		c3 + " avalanche/eagle pending deploying", c3 + " avalanche/eagle failure rolled",
+		c4 + " avalanche/eagle success deployed",
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("statuses on the forge (-want +got):\n%s", diff)
+	}
+	if d := got[3].Status.Description; !strings.Contains(d, "failed: building") || !strings.Contains(d, "exit code 1") {
+		t.Errorf("build failure status description = %q; want the build error", d)
+	}
+	if d := got[5].Status.Description; !strings.HasPrefix(d, "rolled back: ") || !strings.Contains(d, "activat") {
+		t.Errorf("rollback status description = %q; want rolled back and the activation failure", d)
+	}
+	waitFor(t, time.Minute, func() bool { f := h.status(t).Forge; return f != nil && f.Queued == 0 && f.Error == "" })
+}
