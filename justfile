@@ -29,6 +29,25 @@ agent-build:
     done
     ls -l dist
 
+# Writes the inventory entry, nixos/hosts/NAME, the host's age recipient (from its SSH host key) in
+# .sops.yaml and secrets/nixos/NAME/secrets.yaml, and re-wraps data keys; then commit. Needs your
+# admin age key (as sops finds it) and nix-instantiate. Example:
+#   ssh-keyscan -t ed25519 raccoon06.internal | just add-host raccoon06 --system aarch64-linux --hardware rpi4 --roles k3s-agent --ssh-host-key -
+# Enrol a host: see docs/secrets.md.
+add-host name *flags: (_host-command "add-host" name flags)
+
+# Take a host out of the repository and of every SOPS file it could read.
+remove-host name *flags: (_host-command "remove-host" name flags)
+
+# Give a host's SOPS files to its new SSH host key (reinstall, new SD card).
+rotate-host-key name *flags: (_host-command "rotate-host-key" name flags)
+
+# The host commands run in avalanche-decrypt (it links sops), built from this checkout.
+_host-command command name flags:
+    @bin=$(mktemp -d) && trap 'rm -rf "$bin"' EXIT && \
+      go build -o "$bin/" ./agent/cmd/avalanche-agent ./agent/cmd/avalanche-decrypt && \
+      "$bin/avalanche-agent" {{command}} {{name}} --repo {{quote(justfile_directory())}} {{flags}}
+
 # Edit a SOPS file with your own age key (recipients come from .sops.yaml).
 secrets-edit file:
     sops {{file}}

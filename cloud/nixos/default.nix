@@ -31,6 +31,16 @@ in
     "https://cache.nixos.org/"
   ];
 
+  # Builder mode (docs/builder.md): with 2 GB the VPS does not evaluate its
+  # own system; it substitutes the release builder's from possum's cache.
+  services.avalanche-agent.deploy = {
+    source = "builder";
+    cache = {
+      url = "http://possum.tailnet-name.ts.net:5000";
+      publicKeys = [ keys.binaryCache ];
+    };
+  };
+
   # The IPv6 address Hetzner assigns to this server (console -> Networking).
   # PLACEHOLDER: replace with the server's /64.
   networking.interfaces.enp1s0.ipv6.addresses = [

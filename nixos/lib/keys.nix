@@ -18,6 +18,11 @@
     cardinal = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPLACEHOLDERcardinal000000000000000000000000";
   };
 
+  # The one host with the builder role of the agent (role-builder.nix,
+  # docs/builder.md): it evaluates and builds every host per commit and signs
+  # the releases with its SSH host key, which signers.nix lists for that.
+  releaseBuilder = "cardinal";
+
   # Keys allowed to connect as the build user on builders: the SSH host keys
   # of the machines that offload (the Raspberry Pis), same source as above.
   # One entry is enough to show the shape; add each Pi's host key.
@@ -30,7 +35,7 @@
   #   nix-store --generate-binary-cache-key possum-1 /var/lib/harmonia/cache-priv-key.pem cache-pub-key.pem
   # put the private half into secrets/nixos/possum/secrets.yaml (key harmonia/sign-key)
   # and the content of cache-pub-key.pem here.
-  binaryCache = "possum-1:PLACEHOLDER0000000000000000000000000000000000000=";
+  binaryCache = "possum-1:PLACEHOLDER00000000000000000000000000000000=";
 
   # Operators' SSH keys (root and the admin user on every host).
   admins = [

@@ -18,9 +18,10 @@ buildGoModule {
   # nixpkgs' default Go must be at least that; on an older pin use
   # buildGo126Module in flake.nix instead.
   #
-  # First build after changing go.sum: run `nix build .#avalanche-agent` once,
-  # copy the "got: sha256-..." hash from the error into vendorHash.
-  vendorHash = lib.fakeHash;
+  # The NAR hash of `go mod vendor` for go.mod/go.sum. After changing them,
+  # `go test ./modules -run TestVendorHash` prints the new line to paste here
+  # (CI fails until it is pasted).
+  vendorHash = "sha256-V8bUc/tGswBz2MzGxg8n4iT1petIr5Isi3VKAhSWlgo=";
 
   subPackages = [
     "agent/cmd/avalanche-agent"

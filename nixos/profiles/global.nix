@@ -29,10 +29,9 @@ in
     # inventory here (kubernetes/base/infra/observability/fleet-scrape.yaml,
     # generated): from the home LAN and k3s's pod network, and the tailnet.
     metricsListen = lib.mkDefault "0.0.0.0:9464";
-    # Only commits signed by an operator are deployed.
-    verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (
-      lib.concatMapStrings (k: "admin@avalanche namespaces=\"git\" ${k}\n") keys.admins
-    )}";
+    # Only commits signed by an operator are deployed; hosts in builder mode
+    # take releases signed by the release builder (lib/signers.nix).
+    verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (import ../lib/signers.nix)}";
   };
 
   nix = {

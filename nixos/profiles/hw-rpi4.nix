@@ -1,5 +1,6 @@
 # Raspberry Pi 4 (raccoon00-05, mysecrets, eagle, possum): SD card or USB SSD
-# root, extlinux, and Nix builds offloaded to the Orange Pis and x86 servers.
+# root, extlinux, builder mode (the agent never evaluates here), and Nix
+# builds offloaded to the Orange Pis and x86 servers.
 {
   inputs,
   lib,
@@ -9,6 +10,7 @@
 }:
 let
   keys = import ../lib/keys.nix;
+  remote = import ../lib/builders.nix { inherit inventory keys; };
   builders = hostsWithRole "builder";
 in
 {
@@ -35,32 +37,21 @@ in
       max-jobs = 1;
       builders-use-substitutes = true;
     };
-    buildMachines = map (name: {
-      hostName = "${name}.internal";
-      sshUser = "nix-remote";
-      # The host key doubles as the client key: nothing else to provision.
-      sshKey = "/etc/ssh/ssh_host_ed25519_key";
-      protocol = "ssh-ng";
-      systems =
-        if inventory.${name}.system == "x86_64-linux" then
-          # x86 builders emulate aarch64 (role-builder.nix): slower, used last.
-          [
-            "x86_64-linux"
-            "aarch64-linux"
-          ]
-        else
-          [ inventory.${name}.system ];
-      speedFactor = if inventory.${name}.system == "aarch64-linux" then 4 else 1;
-      maxJobs = 4;
-      supportedFeatures = [
-        "big-parallel"
-        "nixos-test"
-      ];
-    }) builders;
+    buildMachines = remote.machines builders;
   };
 
-  programs.ssh.knownHosts = lib.genAttrs builders (name: {
-    hostNames = [ "${name}.internal" ];
-    publicKey = keys.hostKeys.${name};
-  });
+  programs.ssh.knownHosts = remote.knownHosts builders;
+
+  # Builder mode (docs/builder.md): an evaluation takes 1-2 GB and minutes of
+  # CPU on a Pi. The system comes from the release builder's signed release,
+  # substituted from possum's cache with its key required; after
+  # deploy.builderTimeout without a release the Pi evaluates after all
+  # (role-k3s-agent.nix makes the k3s workers wait instead).
+  services.avalanche-agent.deploy = {
+    source = "builder";
+    cache = {
+      url = lib.mkDefault "http://possum.internal:5000";
+      publicKeys = [ keys.binaryCache ];
+    };
+  };
 }

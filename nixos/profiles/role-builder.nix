@@ -1,14 +1,28 @@
 # Remote builder for the Raspberry Pis (opi01-03, beacon, cardinal). Pis log
 # in as nix-remote with their SSH host key (hw-rpi4.nix); x86 builders also
 # emulate aarch64. Finished builds are pushed to the fleet cache on possum.
+#
+# One of them, keys.releaseBuilder (cardinal), also runs the agent's builder
+# role (docs/builder.md): for each verified main commit it evaluates every
+# host, builds with Nix's distributed builds on the other builders, signs
+# the closures with the cache key, copies them to possum and publishes the
+# release, signed with its SSH host key. Its Forgejo deploy key needs write
+# access (it pushes the avalanche/releases branch).
 {
+  config,
   lib,
   pkgs,
   host,
+  inventory,
+  hostsWithRole,
   ...
 }:
 let
   keys = import ../lib/keys.nix;
+  remote = import ../lib/builders.nix { inherit inventory keys; };
+  releaseBuilder = host.name == keys.releaseBuilder;
+  # The release builder hands builds to the other builders.
+  peers = lib.optionals releaseBuilder (lib.remove host.name (hostsWithRole "builder"));
 
   # The daemon runs the hook as root, which has no SSH key of its own: it
   # logs in to possum's nix-ssh (role-binary-cache.nix) with this host's SSH
@@ -67,13 +81,34 @@ in
     isSystemUser = true;
     group = "nix-remote";
     useDefaultShell = true;
-    openssh.authorizedKeys.keys = keys.offloadClients;
+    # The Pis, and the release builder offloading its builds here.
+    openssh.authorizedKeys.keys =
+      keys.offloadClients ++ lib.optional (!releaseBuilder) keys.hostKeys.${keys.releaseBuilder};
   };
   users.groups.nix-remote = { };
 
-  nix.settings = {
-    trusted-users = [ "nix-remote" ];
-    post-build-hook = pushToCache;
+  nix = {
+    settings = {
+      trusted-users = [ "nix-remote" ];
+      post-build-hook = pushToCache;
+    };
+    distributedBuilds = releaseBuilder;
+    buildMachines = remote.machines peers;
+  };
+
+  services.avalanche-agent = lib.mkIf releaseBuilder {
+    builder = {
+      enable = true;
+      # What the post-build hook uses, for the same reason: root has no key.
+      cacheURL = cache;
+      # The cache's secret key, the one harmonia signs with on possum.
+      signingKeyFile = config.services.avalanche-agent.secrets.cache-sign-key.path;
+      releaseKeyFile = "/etc/ssh/ssh_host_ed25519_key";
+    };
+    secrets.cache-sign-key = {
+      sopsFile = ../../secrets/nixos + "/${host.name}/secrets.yaml";
+      key = "cache/sign-key";
+    };
   };
 
   systemd.tmpfiles.rules = [ "d /var/lib/push-to-possum 0700 root root -" ];
@@ -94,8 +129,5 @@ in
 
   boot.binfmt.emulatedSystems = lib.optional (host.system == "x86_64-linux") "aarch64-linux";
 
-  programs.ssh.knownHosts.possum = {
-    hostNames = [ "possum.internal" ];
-    publicKey = keys.hostKeys.possum;
-  };
+  programs.ssh.knownHosts = remote.knownHosts (peers ++ [ "possum" ]);
 }

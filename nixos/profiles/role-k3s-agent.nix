@@ -15,6 +15,10 @@ in
     restartUnits = [ "k3s.service" ];
   };
 
+  # Builder mode (hw-rpi4.nix): a worker next to k3s must not evaluate, even
+  # when the builder is late; it keeps waiting for the release and says so.
+  services.avalanche-agent.deploy.builderFallback = "wait";
+
   services.k3s = {
     enable = true;
     role = "agent";

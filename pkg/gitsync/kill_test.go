@@ -18,17 +18,18 @@ const (
 	childURLEnv = "GITSYNC_TEST_CHILD_URL"
 )
 
-// TestChildFetch is the body of the child process; it does nothing in a
-// normal test run.
-func TestChildFetch(t *testing.T) {
-	dir := os.Getenv(childDirEnv)
-	if dir == "" {
-		t.Skip("only runs as the child of TestFetchSurvivesKill")
+// TestMain runs the child process of TestFetchSurvivesKill when it is one
+// (a Fetch that the parent kills), and the tests otherwise.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		r := &Repo{Dir: dir, Remote: Remote{URL: os.Getenv(childURLEnv)}, Branches: []string{"main"}}
+		if _, err := r.Fetch(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	r := &Repo{Dir: dir, Remote: Remote{URL: os.Getenv(childURLEnv)}, Branches: []string{"main"}}
-	if _, err := r.Fetch(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	os.Exit(m.Run())
 }
 
 func TestFetchSurvivesKill(t *testing.T) {
@@ -67,7 +68,7 @@ func TestFetchSurvivesKill(t *testing.T) {
 // once the pack transfer has been under way for delay.
 func killChildMidFetch(t *testing.T, r *Repo, srv *gittest.HTTPServer, delay time.Duration) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildFetch$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childDirEnv+"="+r.Dir, childURLEnv+"="+r.Remote.URL)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

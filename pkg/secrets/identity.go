@@ -157,13 +157,20 @@ func SSHToAge(key ed25519.PrivateKey) (identity, recipient string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	p, err := new(edwards25519.Point).SetBytes(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		return "", "", fmt.Errorf("converting ed25519 public key: %w", err)
-	}
-	recipient, err = bech32Encode("age", p.BytesMontgomery())
+	recipient, err = SSHPublicToAge(key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return "", "", err
 	}
 	return identity, recipient, nil
+}
+
+// SSHPublicToAge converts an ed25519 public key (an SSH host key) to the
+// age X25519 recipient ssh-to-age prints for it: the Montgomery form of the
+// Edwards point, bech32-encoded as age1….
+func SSHPublicToAge(pub ed25519.PublicKey) (string, error) {
+	p, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return "", fmt.Errorf("converting ed25519 public key: %w", err)
+	}
+	return bech32Encode("age", p.BytesMontgomery())
 }

@@ -1,7 +1,9 @@
 package secrets
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,27 +55,71 @@ func TestBech32MatchesAge(t *testing.T) {
 	}
 }
 
-// TestSSHToAgeTool compares with the ssh-to-age tool when it is installed.
-func TestSSHToAgeTool(t *testing.T) {
-	tool, err := exec.LookPath("ssh-to-age")
+// libsodium converts ed25519 keys to X25519 (crypto_sign_ed25519_pk_to_curve25519
+// and _sk_), the reference ssh-to-age follows. Debian's python3-nacl binds
+// it; .ci/install installs it. Each input line is a hex seed; each output
+// line the hex X25519 public and (clamped) private key.
+const libsodiumScript = `
+import sys, nacl.bindings as b
+for line in sys.stdin:
+    seed = bytes.fromhex(line.strip())
+    pk, sk = b.crypto_sign_seed_keypair(seed)
+    print(b.crypto_sign_ed25519_pk_to_curve25519(pk).hex(), b.crypto_sign_ed25519_sk_to_curve25519(sk).hex())
+`
+
+// TestSSHToAgeMatchesLibsodium compares SSHToAge and SSHPublicToAge with
+// libsodium's conversion, an implementation independent of this one. (The
+// ssh-to-age tool itself cannot be installed here: the Go module proxy
+// refuses github.com/Mic92/ssh-to-age.)
+func TestSSHToAgeMatchesLibsodium(t *testing.T) {
+	const python = "/usr/bin/python3" // Debian's, where apt puts python3-nacl
+	var keys []ed25519.PrivateKey
+	var seeds strings.Builder
+	for i := 0; i < 20; i++ {
+		k := newSSHKey(t)
+		keys = append(keys, k.key)
+		seeds.WriteString(hex.EncodeToString(k.key.Seed()) + "\n")
+	}
+	cmd := exec.Command(python, "-c", libsodiumScript)
+	cmd.Stdin = strings.NewReader(seeds.String())
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Skip("ssh-to-age not installed")
+		t.Fatalf("%s with python3-nacl (libsodium): %v: %s\ninstall it: apt-get install python3-nacl (.ci/install does)", python, err, out)
 	}
-	k := newSSHKey(t)
-	if err := os.WriteFile(k.file+".pub", []byte(k.native+"\n"), 0o644); err != nil {
-		t.Fatal(err)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(keys) {
+		t.Fatalf("libsodium printed %d lines for %d keys:\n%s", len(lines), len(keys), out)
 	}
-	pub, err := exec.Command(tool, "-i", k.file+".pub").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := exec.Command(tool, "-private-key", "-i", k.file).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	identity, recipient, _ := SSHToAge(k.key)
-	if strings.TrimSpace(string(pub)) != recipient || strings.TrimSpace(string(priv)) != identity {
-		t.Errorf("ssh-to-age recipient = %s, SSHToAge = %s (or the private keys differ)", pub, recipient)
+	for i, k := range keys {
+		pubHex, privHex, _ := strings.Cut(lines[i], " ")
+		pub, _ := hex.DecodeString(pubHex)
+		want, err := bech32Encode("age", pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		identity, recipient, err := SSHToAge(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromPub, err := SSHPublicToAge(k.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recipient != want || fromPub != want {
+			t.Errorf("key %d: SSHToAge recipient = %s, SSHPublicToAge = %s; libsodium says %s", i, recipient, fromPub, want)
+		}
+		// The unclamped scalar ssh-to-age encodes and libsodium's clamped
+		// one are the same X25519 private key.
+		priv, _ := hex.DecodeString(privHex)
+		sodiumID, err := bech32Encode("AGE-SECRET-KEY-", priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err1 := age.ParseX25519Identity(identity)
+		theirs, err2 := age.ParseX25519Identity(sodiumID)
+		if err1 != nil || err2 != nil || ours.Recipient().String() != theirs.Recipient().String() {
+			t.Errorf("key %d: identity %s and libsodium's %s are not the same X25519 key (%v, %v)", i, identity, sodiumID, err1, err2)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
@@ -22,26 +23,12 @@ const (
 	PhaseWaiting = "waiting"
 )
 
-// Progress is what the builder is doing, for status and fleet views.
-type Progress struct {
-	// Commit is the commit being built or last built.
-	Commit   string    `json:"commit,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-	// Release is the release commit once published.
-	Release string `json:"release,omitempty"`
-	// Error is why the last attempt stopped short of publishing.
-	Error string                  `json:"error,omitempty"`
-	Hosts map[string]HostProgress `json:"hosts,omitempty"`
-}
+// Progress is what the builder is doing, for status and fleet views; it
+// is the wire type status.Builder, so status carries it unchanged.
+type Progress = status.Builder
 
 // HostProgress is one host's state on the builder.
-type HostProgress struct {
-	Phase   string    `json:"phase"`
-	Since   time.Time `json:"since"`
-	OutPath string    `json:"outPath,omitempty"`
-	Error   string    `json:"error,omitempty"`
-}
+type HostProgress = status.BuilderHost
 
 // Progress returns a copy of the builder's progress.
 func (b *Builder) Progress() Progress {

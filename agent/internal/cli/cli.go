@@ -42,7 +42,7 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"run":          {"run the daemon", runDaemon},
 		"status":       {"show what this host runs and what the agent is doing", runStatus},
 		"sync":         {"poll the repository now (--wait for the result)", runSync},
@@ -57,6 +57,10 @@ func commands() map[string]command {
 		"fleet":        {"show every host of the fleet at a glance", runFleet},
 		"demo":         {"deploy a pushed commit in a throw-away sandbox", runDemo},
 	}
+	for name, summary := range hostCommandUsage {
+		cmds[name] = command{summary, runHostCommand(name)}
+	}
+	return cmds
 }
 
 // Execute runs the command named by m.Args.
@@ -87,7 +91,7 @@ func (m *Main) usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-15s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun avalanche-agent <command> -h for a command's flags.")
 }

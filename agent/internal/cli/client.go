@@ -102,6 +102,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		if d.StorePath != "" {
 			fmt.Fprintf(tw, "  system\t%s, generation %d\n", d.StorePath, d.Generation)
 		}
+		writeSource(tw, d, now)
 	} else {
 		fmt.Fprintf(tw, "  deployed\tnothing yet\n")
 	}
@@ -113,6 +114,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		fmt.Fprintf(tw, "  fetched\t%s (%s)\n", strings.Join(sorted(heads), ", "), ago(now, f.Time))
 	}
 	writeFlight(tw, s, now)
+	writeWaiting(tw, s.Waiting)
 	if dr := s.Drift; dr != nil {
 		fmt.Fprintf(tw, "  DRIFT\truns %s since %s, not the deployed %s (%s)\n", dr.Running, ago(now, dr.Since), shortC(dr.Commit), dr.Expected)
 		fmt.Fprintf(tw, "  \t  likely cause: %s; %s\n", dr.Cause, dr.Repair)
@@ -129,6 +131,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		e := s.ExitNode
 		fmt.Fprintf(tw, "  exit node\tadvertised %s, approved %s, online %s%s\n", yes(e.Advertised), yes(e.Approved), yes(e.Online), errSuffix(e.Error))
 	}
+	writeBuilderRole(tw, s.Builder, now)
 	writeForge(tw, s.Forge, now)
 	lastErr := "none"
 	if s.LastError != "" {
@@ -166,6 +169,7 @@ func writeFlight(tw io.Writer, s status.Status, now time.Time) {
 		where = "stopped at " + f.Step + " (" + f.Event + "); the next start finishes or undoes it"
 	}
 	fmt.Fprintf(tw, "  in flight\t%s %s, %s (started %s)\n", verb, shortC(f.Commit), where, ago(now, f.Started))
+	writeSubstitution(tw, f)
 	if p := s.Pending; p != nil && !p.Deadline.IsZero() {
 		fmt.Fprintf(tw, "  pending\t%s (%s), confirm by %s\n", shortC(p.Commit), p.Action, p.Deadline.Local().Format("15:04:05"))
 	}
@@ -266,7 +270,7 @@ func runCheckConfig(ctx context.Context, m *Main, args []string) error {
 	c, err := config.Load(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(m.Stderr, "%s is invalid:\n", fs.Arg(0))
-		for _, line := range strings.Split(err.Error(), "\n") {
+		for _, line := range strings.Split(strings.TrimPrefix(err.Error(), fs.Arg(0)+": "), "\n") {
 			fmt.Fprintf(m.Stderr, "  - %s\n", line)
 		}
 		return ExitError{Code: 1}

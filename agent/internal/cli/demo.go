@@ -53,7 +53,10 @@ func demoScript(ctx context.Context, m *Main, sb *demo.Sandbox, c *config.Config
 	}
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	d := NewDaemon(c, m.Stderr)
+	d, err := NewDaemon(c, m.Stderr)
+	if err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(dctx) }()
 	cl := &client.Client{Socket: c.SocketPath()}

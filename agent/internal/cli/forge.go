@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -9,13 +10,13 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 	"github.com/avalanche-fleet/avalanche/agent/internal/report"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
 // wireForge reports every deployment to the forge as a commit status
 // (report.forge): the daemon's deployment events fill the reporter's
 // durable queue, which its sender empties for as long as the daemon runs.
-// It returns the reporter (nil when reporting is off), whose Builder
-// method the builder role uses for avalanche/builder.
+// It returns the reporter, nil when reporting is off.
 func wireForge(d *daemon.Daemon, c *config.Config) *report.Reporter {
 	if !c.Report.Forge.Enabled() {
 		return nil
@@ -29,6 +30,35 @@ func wireForge(d *daemon.Daemon, c *config.Config) *report.Reporter {
 	d.Hooks.Deployment = r.Deployment
 	d.Hooks.Background = r.Run
 	return r
+}
+
+// reportRelease makes the builder role's releases commit statuses too
+// (avalanche/builder); rel as it is without a reporter or a builder role.
+func reportRelease(rel daemon.Releaser, r *report.Reporter) daemon.Releaser {
+	if rel == nil || r == nil {
+		return rel
+	}
+	return &reportingReleaser{Releaser: rel, r: r}
+}
+
+// reportingReleaser reports each release's start and outcome.
+type reportingReleaser struct {
+	daemon.Releaser
+	r *report.Reporter
+}
+
+func (x *reportingReleaser) Release(ctx context.Context, commit string) (release.Found, error) {
+	x.r.BuilderStarted(commit)
+	found, err := x.Releaser.Release(ctx, commit)
+	if ctx.Err() != nil {
+		return found, err // a stop: the next start releases and reports
+	}
+	hosts := map[string]string{}
+	for name, h := range found.Hosts {
+		hosts[name] = h.Error
+	}
+	x.r.BuilderDone(commit, hosts, found.Error, err)
+	return found, err
 }
 
 // writeForge is status's line about the forge: whether statuses reach it.

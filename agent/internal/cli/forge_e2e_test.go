@@ -47,7 +47,10 @@ func startForgeHost(t *testing.T, dir, gitURL, forgeURL string) *forgeHost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDaemon(cfg, testLog{t})
+	d, err := NewDaemon(cfg, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.Nix.(*rebuild.Nix).Env = nixtest.Env(t)
 	d.Notify = &notify.Notifier{Send: func(string) (bool, error) { return false, nil }}
 	ctx, cancel := context.WithCancel(context.Background())

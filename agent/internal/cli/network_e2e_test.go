@@ -55,7 +55,10 @@ func startNetHost(t *testing.T, dir string, up *nixtest.Repo, url string) *netHo
 	if h.cfg, err = config.Load(writeFile(t, dir, "config.json", string(b))); err != nil {
 		t.Fatal(err)
 	}
-	d := NewDaemon(h.cfg, testLog{t})
+	d, err := NewDaemon(h.cfg, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.Nix.(*rebuild.Nix).Env = nixtest.Env(t)
 	d.Notify = &notify.Notifier{Send: func(string) (bool, error) { return false, nil }}
 	muxes, err := networkServers(d)

@@ -106,7 +106,13 @@ func superviseHomeIP(ctx context.Context, log zerolog.Logger, c *config.Config) 
 
 // runCloud runs avalanche-cloud with the same arguments and streams.
 func runCloud(ctx context.Context, m *Main, args []string) error {
-	cmd := exec.CommandContext(ctx, cloudProgram(), args...)
+	return delegate(ctx, m, cloudProgram(), args)
+}
+
+// delegate runs a helper program installed next to avalanche-agent with
+// args and this process's streams; its exit status becomes ours.
+func delegate(ctx context.Context, m *Main, program string, args []string) error {
+	cmd := exec.CommandContext(ctx, program, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.Stdin, m.Stdout, m.Stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
@@ -114,7 +120,7 @@ func runCloud(ctx context.Context, m *Main, args []string) error {
 		return ExitError{Code: exit.ExitCode()}
 	}
 	if err != nil {
-		return fmt.Errorf("running %s (installed next to avalanche-agent): %w", cloudProgram(), err)
+		return fmt.Errorf("running %s (installed next to avalanche-agent): %w", program, err)
 	}
 	return nil
 }

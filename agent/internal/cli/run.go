@@ -27,7 +27,10 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := NewDaemon(c, m.Stderr)
+	d, err := NewDaemon(c, m.Stderr)
+	if err != nil {
+		return err
+	}
 	muxes, err := networkServers(d)
 	if err != nil {
 		return err
@@ -46,25 +49,42 @@ func runDaemon(ctx context.Context, m *Main, args []string) error {
 }
 
 // NewDaemon wires a daemon from a loaded config: the one place where the
-// parts meet.
-func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
+// parts meet. It fails when a key the builder role needs cannot be read.
+func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 	log := logging.New(c.Log.Level, logOut)
+	repo := NewRepo(c)
+	nix := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Stderr: &logging.LineWriter{Log: log, Field: "build"}}
 	d := &daemon.Daemon{
 		Config:  c,
 		Log:     log,
-		Git:     NewRepo(c),
-		Nix:     &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Stderr: &logging.LineWriter{Log: log, Field: "build"}},
+		Git:     repo,
+		Nix:     nix,
 		Secrets: newSecretsInstaller(c),
 		Notify:  &notify.Notifier{},
 		Version: Version,
 	}
+	src, rel, err := BuilderMode(c, nix, repo)
+	if err != nil {
+		return nil, err
+	}
 	if exe, err := os.Executable(); err == nil {
 		d.SelfPath = exe
 	}
-	d.OnReload = func(nc *config.Config) { d.Git = NewRepo(nc) }
+	rep := wireForge(d, c)
+	d.SetBuilderMode(src, reportRelease(rel, rep))
+	d.OnReload = func(nc *config.Config) {
+		repo := NewRepo(nc)
+		src, rel, err := BuilderMode(nc, nix, repo)
+		if err != nil {
+			d.Log.Error().Err(err).Msg("config changed: keeping the running builder mode")
+			return
+		}
+		d.Git = repo
+		d.SetBuilderMode(src, reportRelease(rel, rep))
+	}
 	extras := []func(*status.Status){wireExitNode(d, c)}
-	if r := wireForge(d, c); r != nil {
-		extras = append(extras, func(s *status.Status) { s.Forge = r.Status() })
+	if rep != nil {
+		extras = append(extras, func(s *status.Status) { s.Forge = rep.Status() })
 	}
 	d.SetStatusExtra(func(s *status.Status) {
 		for _, add := range extras {
@@ -73,17 +93,16 @@ func NewDaemon(c *config.Config, logOut io.Writer) *daemon.Daemon {
 			}
 		}
 	})
-	return d
+	return d, nil
 }
 
 // NewRepo returns the git side of the daemon for c.
 func NewRepo(c *config.Config) *gitsync.Repo {
-	branches := []string{c.Repository.Branch, c.Repository.TestingBranch}
 	return &gitsync.Repo{
 		Dir: c.RepoDir(),
 		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile,
 			SSHKeyFile: c.Repository.SSHKeyFile, KnownHostsFile: c.Repository.KnownHostsFile},
-		Branches: branches,
+		Branches: c.TrackedBranches(),
 		Timeout:  c.Repository.FetchTimeout.D(),
 	}
 }

@@ -264,7 +264,10 @@ func tlsBin(t *testing.T, data string, key secretstest.AgeKey) string {
 // waits for the start-up pass.
 func (h *secretsHost) start(t *testing.T) {
 	t.Helper()
-	d := NewDaemon(h.cfg, testLog{h.t})
+	d, err := NewDaemon(h.cfg, testLog{h.t})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.Nix.(*rebuild.Nix).Env = h.cacheEnv
 	d.Notify = &notify.Notifier{Send: func(string) (bool, error) { return false, nil }}
 	ctx, cancel := context.WithCancel(context.Background())

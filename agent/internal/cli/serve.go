@@ -39,6 +39,11 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 		d.Hooks.Phase = m.ObservePhase
 		d.Hooks.Fetch = m.ObserveFetch
 		d.Hooks.Pass = m.Update
+		if c.Deploy.FromBuilder() {
+			b := m.NewBuilder()
+			d.Hooks.Substituted = b.ObserveSubstituted
+			d.Hooks.Pass = func(s status.Status) { m.Update(s); b.Update(s) }
+		}
 		mux(c.Metrics.Listen).Handle("GET /metrics", m.Handler())
 	}
 	if c.StatusListen != "" {
@@ -116,6 +121,7 @@ func Redact(s status.Status, c *config.Config) status.Status {
 		f.Error = clean(f.Error)
 		s.Forge = &f
 	}
+	redactBuilder(&s, clean)
 	return s
 }
 
@@ -123,7 +129,8 @@ func Redact(s status.Status, c *config.Config) status.Status {
 // must not leave the host: key and token files, the secrets directory.
 func redactor(c *config.Config) func(string) string {
 	paths := []string{c.Repository.TokenFile, c.Repository.SSHKeyFile, c.Secrets.Dir, c.ExitNode.AuthKeyFile,
-		c.ExitNode.APIKeyFile, c.HomeIP.TokenFile, c.Webhook.SecretFile, c.RuntimeDir, c.Report.Forge.TokenFile}
+		c.ExitNode.APIKeyFile, c.HomeIP.TokenFile, c.Webhook.SecretFile, c.RuntimeDir,
+		c.Builder.SigningKeyFile, c.Builder.ReleaseKeyFile, c.Report.Forge.TokenFile}
 	paths = append(append(paths, c.Secrets.AgeKeyFiles...), c.Secrets.SSHKeyPaths...)
 	return func(msg string) string {
 		for _, p := range paths {
@@ -132,5 +139,24 @@ func redactor(c *config.Config) func(string) string {
 			}
 		}
 		return msg
+	}
+}
+
+// redactBuilder cleans the builder-mode parts of a status.
+func redactBuilder(s *status.Status, clean func(string) string) {
+	if s.Waiting != nil {
+		w := *s.Waiting
+		w.Message, w.BuilderDown = clean(w.Message), clean(w.BuilderDown)
+		s.Waiting = &w
+	}
+	if s.Builder != nil {
+		b := *s.Builder
+		b.Error = clean(b.Error)
+		b.Hosts = make(map[string]status.BuilderHost, len(s.Builder.Hosts))
+		for name, h := range s.Builder.Hosts {
+			h.Error = clean(h.Error)
+			b.Hosts[name] = h
+		}
+		s.Builder = &b
 	}
 }

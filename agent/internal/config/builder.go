@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
 // Deploy sources: where a host's system comes from.
@@ -54,6 +55,18 @@ type Builder struct {
 
 // FromBuilder reports whether the host deploys the builder's releases.
 func (d Deploy) FromBuilder() bool { return d.Source == SourceBuilder }
+
+// TrackedBranches are the branches the agent fetches: main, the testing
+// branch, and on a host in builder mode or on the builder the release
+// branch, so that a release arrives in the same ref advertisement as the
+// commit it is for (an unchanged poll stays one request).
+func (c *Config) TrackedBranches() []string {
+	branches := []string{c.Repository.Branch, c.Repository.TestingBranch}
+	if c.Deploy.FromBuilder() || c.Builder.Enable {
+		branches = append(branches, release.Branch)
+	}
+	return branches
+}
 
 // ReleaseSignersFile is the allowed_signers file release signatures are
 // checked against: verify.builderSignersFile, else verify.allowedSignersFile.

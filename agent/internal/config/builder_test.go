@@ -84,3 +84,29 @@ func TestBuilderModeNeedsCacheAndTrust(t *testing.T) {
 		}
 	}
 }
+
+// The release branch is fetched with main where releases are read or
+// written, and nowhere else.
+func TestTrackedBranches(t *testing.T) {
+	tests := []struct {
+		name, extra string
+		want        []string
+	}{
+		{"local evaluation", `"repository":{"url":"/srv/a.git"}`,
+			[]string{"main", "testing/raccoon00"}},
+		{"builder mode", `"repository":{"url":"/srv/a.git"},"verify":{"allowedSignersFile":"/etc/s"},
+			"deploy":{"source":"builder","cache":{"url":"http://possum:5000","publicKeys":["` + cacheKey + `"]}}`,
+			[]string{"main", "testing/raccoon00", "avalanche/releases"}},
+		{"the builder", `"repository":{"url":"/srv/a.git"},"builder":{"enable":true,"cacheURL":"file:///c",
+			"signingKeyFile":"/k","releaseKeyFile":"/r"}`, []string{"main", "testing/raccoon00", "avalanche/releases"}},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(`{"version":1,"hostname":"raccoon00",` + tt.extra + `}`))
+		if err != nil {
+			t.Fatalf("%s: Parse = %v", tt.name, err)
+		}
+		if got := c.TrackedBranches(); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: TrackedBranches() = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}

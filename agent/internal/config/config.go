@@ -12,7 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -180,60 +180,53 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes strictly, applies defaults and validates. Every problem it
-// can find is reported, joined: unknown keys, a wrong version, bad values.
+// can find is reported, joined, each naming its key path and what the key
+// wants: unknown keys, values of the wrong type, a wrong version, bad values.
 func Parse(b []byte) (*Config, error) {
 	var raw any
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
-	errs := unknownKeys(raw, reflect.TypeOf(Config{}), "")
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		errs = append(errs, fmt.Errorf("decoding: %w", err))
+	if _, ok := raw.(map[string]any); !ok {
+		return nil, fmt.Errorf("config: %s is not an object (want {\"version\": 1, …})", elide(b))
 	}
+	var c Config
+	errs := decode(raw, reflect.ValueOf(&c).Elem(), "")
 	if c.Version != Version {
-		errs = append(errs, fmt.Errorf("version is %d; this agent understands version %d", c.Version, Version))
+		errs = append(errs, fmt.Errorf("version: %d is not supported (want %d)", c.Version, Version))
 	}
 	c.setDefaults()
-	errs = append(errs, c.Validate())
-	if err := errors.Join(errs...); err != nil {
+	errs = append(errs, withoutKeys(c.problems(), errs)...)
+	if err := joinSorted(errs); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-// unknownKeys walks raw JSON against the struct type t and reports every key
-// that no field is tagged with, by its dotted path.
-func unknownKeys(raw any, t reflect.Type, path string) []error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// elide shortens a value quoted in an error.
+func elide(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 40 {
+		return s[:40] + "…"
 	}
-	obj, ok := raw.(map[string]any)
-	if !ok || t.Kind() != reflect.Struct {
-		return nil
+	return s
+}
+
+// withoutKeys drops the problems about keys that already failed to decode:
+// a value that could not be read is not judged again as its zero value.
+func withoutKeys(problems, decodeErrs []error) []error {
+	failed := map[string]bool{}
+	for _, e := range decodeErrs {
+		key, _, _ := strings.Cut(e.Error(), ":")
+		failed[key] = true
 	}
-	fields := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			fields[name] = t.Field(i).Type
+	return slices.DeleteFunc(problems, func(e error) bool {
+		if e == nil {
+			return true
 		}
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var errs []error
-	for _, k := range keys {
-		ft, ok := fields[k]
-		if !ok {
-			errs = append(errs, fmt.Errorf("unknown key %q", path+k))
-			continue
-		}
-		errs = append(errs, unknownKeys(obj[k], ft, path+k+".")...)
-	}
-	return errs
+		key, _, _ := strings.Cut(e.Error(), ":")
+		return failed[key]
+	})
 }
 
 // SystemdRunEnabled reports whether activation runs in a transient unit.
@@ -264,11 +257,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"60s\": %w", err)
+		return fmt.Errorf("%s is not a duration (want a string such as \"60s\", \"5m\")", b)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s is not a duration (want e.g. \"60s\", \"5m\")", b)
 	}
 	*d = Duration(v)
 	return nil

@@ -55,7 +55,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
   "colour": "blue",
   "repository": {"url": "ftp://example/repo", "tokenFile": "/t", "extra": 1},
   "pollInterval": "10ms",
-  "deploy": {"action": "dance", "reboot": {"window": "25:00-03:00"}},
+  "deploy": {"action": "dance", "reboot": {"window": "25:00-03:00"}, "buildTimeout": "soon"},
   "secrets": {"ageKeyFiles": ["relative/key.txt"]},
   "exitNode": {"enable": true}
 }`)
@@ -64,14 +64,63 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		t.Fatalf("Load(%q) = nil; want errors", p)
 	}
 	for _, want := range []string{
-		`unknown key "colour"`, `unknown key "repository.extra"`, "version is 2",
-		`hostname "bad host"`, "scheme must be https", "pollInterval 10ms",
-		`deploy.action "dance"`, "deploy.reboot.window", `"relative/key.txt" must be absolute`,
-		"exitNode.enable needs exitNode.authKeyFile",
+		`colour: unknown key`, `repository.extra: unknown key`, "version: 2 is not supported",
+		`hostname: "bad host"`, `repository.url: "ftp://example/repo" has scheme "ftp"`, `pollInterval: "10ms" is too short`,
+		`deploy.action: "dance"`, "deploy.reboot.window", `secrets.ageKeyFiles[0]: "relative/key.txt" is not an absolute path`,
+		"exitNode.enable needs exitNode.authKeyFile", `deploy.buildTimeout: "soon" is not a duration`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Load(%q) error lacks %q:\n%v", p, want, err)
 		}
+	}
+}
+
+// cfg is a valid config with extra top-level keys spliced in.
+func cfg(extra string) string {
+	return `{"version":1,"hostname":"h","repository":{"url":"https://git.example/a.git"}` + extra + `}`
+}
+
+// TestParseErrorNamesKey: each kind of bad value gives one error that
+// starts with its key path and says what the key wants.
+func TestParseErrorNamesKey(t *testing.T) {
+	tests := []struct{ kind, json, want string }{
+		{"duration", cfg(`,"pollInterval":"soon"`), `pollInterval: "soon" is not a duration (want e.g. "60s", "5m")`},
+		{"duration number", cfg(`,"pollInterval":60`), `pollInterval: 60 is not a duration (want a string such as "60s", "5m")`},
+		{"duration nested", cfg(`,"deploy":{"confirmTimeout":"2 minutes"}`), `deploy.confirmTimeout: "2 minutes" is not a duration (want e.g. "60s", "5m")`},
+		{"duration too short", cfg(`,"homeIP":{"interval":"-5m"}`), `homeIP.interval: "-5m0s" is too short (want at least "1s", e.g. "60s", "5m")`},
+		{"enum action", cfg(`,"deploy":{"action":"swap"}`), `deploy.action: "swap" is not one of switch, boot, test`},
+		{"enum log level", cfg(`,"log":{"level":"loud"}`), `log.level: "loud" is not one of debug, info, warn, error`},
+		{"URL scheme", `{"version":1,"hostname":"h","repository":{"url":"gopher://x/y"}}`,
+			`repository.url: "gopher://x/y" has scheme "gopher" (want an https://, ssh:// or file:// URL, user@host:path or an absolute path)`},
+		{"URL empty", `{"version":1,"hostname":"h","repository":{}}`,
+			`repository.url: is empty (want an https://, ssh:// or file:// URL, user@host:path or an absolute path)`},
+		{"URL no host", `{"version":1,"hostname":"h","repository":{"url":"https:///a.git"}}`,
+			`repository.url: "https:///a.git" has no host (want e.g. "https://git.example/fleet/avalanche.git")`},
+		{"listen address", cfg(`,"metrics":{"listen":"9464"}`), `metrics.listen: "9464" is not a listen address (want host:port, e.g. "127.0.0.1:9464" or ":9464")`},
+		{"path", cfg(`,"stateDir":"var/lib/agent"`), `stateDir: "var/lib/agent" is not an absolute path (want it to start with /)`},
+		{"path file", cfg(`,"webhook":{"secretFile":"hook.key"}`), `webhook.secretFile: "hook.key" is not an absolute path (want it to start with /)`},
+		{"path repository", `{"version":1,"hostname":"h","repository":{"url":"https://g.example/a","tokenFile":"token"}}`,
+			`repository.tokenFile: "token" is not an absolute path (want it to start with /)`},
+		{"path in list", cfg(`,"verify":{"gpgKeyFiles":["/k.asc","k2.asc"]}`), `verify.gpgKeyFiles[1]: "k2.asc" is not an absolute path (want it to start with /)`},
+		{"string type", cfg(`,"flakeOutput":5`), `flakeOutput: 5 is not a string`},
+		{"number type", cfg(`,"deploy":{"keepGCRoots":"3"}`), `deploy.keepGCRoots: "3" is not a whole number`},
+		{"bool type", cfg(`,"deploy":{"systemdRun":"yes"}`), `deploy.systemdRun: "yes" is not true or false`},
+		{"list type", cfg(`,"deploy":{"healthChecks":"true"}`), `deploy.healthChecks: "true" is not a list`},
+		{"list item type", cfg(`,"deploy":{"healthChecks":["true",3]}`), `deploy.healthChecks[1]: 3 is not a string`},
+		{"object type", cfg(`,"deploy":"fast"`), `deploy: "fast" is not an object`},
+		{"unknown key", cfg(`,"colour":"blue"`), `colour: unknown key (see docs/config.md for the keys)`},
+		{"mistyped key", cfg(`,"deploy":{"buildtimeout":"1h"}`), `deploy.buildtimeout: unknown key (did you mean "deploy.buildTimeout"?)`},
+		{"top level", `[1]`, `config: [1] is not an object (want {"version": 1, …})`},
+		{"null", `null`, `config: null is not an object (want {"version": 1, …})`},
+		{"version", `{"version":2,"hostname":"h","repository":{"url":"/srv/a"}}`, `version: 2 is not supported (want 1)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			_, err := Parse([]byte(tt.json))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Parse(%s) = %v;\nwant %s", tt.json, err, tt.want)
+			}
+		})
 	}
 }
 

@@ -36,7 +36,7 @@ func TestReportForge(t *testing.T) {
 		{name: "token without URL", repo: https, forge: `{"tokenFile":"/run/secrets/forge"}`,
 			wantErr: []string{"report.forge.tokenFile is set but report.forge.url is empty"}},
 		{name: "unknown key", repo: https, forge: `{"url":"https://git.internal","tokenFile":"/t","token":"x"}`,
-			wantErr: []string{`unknown key "report.forge.token"`}},
+			wantErr: []string{"report.forge.token: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,11 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,38 +72,32 @@ var (
 	scpLikeRE = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$`)
 )
 
-// Validate reports every problem in c at once, joined.
-func (c *Config) Validate() error {
+// Validate reports every problem in c at once, joined. Each one starts with
+// its key path in config.json and says what the key wants.
+func (c *Config) Validate() error { return joinSorted(c.problems()) }
+
+func (c *Config) problems() []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !hostnameRE.MatchString(c.Hostname) {
-		bad("hostname %q is not a valid host name", c.Hostname)
+		bad("hostname: %q is not a host name (want letters, digits and '-', at most 63)", c.Hostname)
 	}
 	if !outputRE.MatchString(c.FlakeOutput) {
-		bad("flakeOutput %q is not a valid flake attribute name", c.FlakeOutput)
+		bad("flakeOutput: %q is not a flake attribute name (want e.g. the host name)", c.FlakeOutput)
 	}
 	errs = append(errs, c.Repository.validate()...)
 	if err := c.Repository.validateTokenTransport(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PollInterval.D() < time.Second {
-		bad("pollInterval %s is shorter than 1s", c.PollInterval.D())
-	}
-	for name, p := range map[string]string{"stateDir": c.StateDir, "runtimeDir": c.RuntimeDir, "secrets.dir": c.Secrets.Dir,
-		"deploy.profile": c.Deploy.Profile, "deploy.currentSystem": c.Deploy.CurrentSystem, "deploy.bootedSystem": c.Deploy.BootedSystem} {
-		if !filepath.IsAbs(p) {
-			bad("%s %q must be an absolute path", name, p)
-		}
-	}
+	errs = append(errs, atLeastSecond("pollInterval", c.PollInterval))
+	errs = append(errs, absPaths(map[string]string{"stateDir": c.StateDir, "runtimeDir": c.RuntimeDir,
+		"deploy.profile": c.Deploy.Profile, "deploy.currentSystem": c.Deploy.CurrentSystem,
+		"deploy.bootedSystem": c.Deploy.BootedSystem, "verify.allowedSignersFile": c.Verify.AllowedSignersFile,
+		"exitNode.authKeyFile": c.ExitNode.AuthKeyFile, "exitNode.apiKeyFile": c.ExitNode.APIKeyFile,
+		"exitNode.socket": c.ExitNode.Socket, "homeIP.tokenFile": c.HomeIP.TokenFile,
+		"webhook.secretFile": c.Webhook.SecretFile})...)
+	errs = append(errs, absList("verify.gpgKeyFiles", c.Verify.GPGKeyFiles)...)
 	errs = append(errs, c.Deploy.validate()...)
-	for _, f := range c.Verify.GPGKeyFiles {
-		if !filepath.IsAbs(f) {
-			bad("verify.gpgKeyFiles: %q must be an absolute path", f)
-		}
-	}
-	if f := c.Verify.AllowedSignersFile; f != "" && !filepath.IsAbs(f) {
-		bad("verify.allowedSignersFile %q must be an absolute path", f)
-	}
 	errs = append(errs, c.Secrets.validate()...)
 	errs = append(errs, c.validateBuilder()...)
 	errs = append(errs, c.Report.Forge.validate(c.Repository.URL)...)
@@ -110,15 +107,70 @@ func (c *Config) Validate() error {
 	if c.HomeIP.Enable && c.HomeIP.TokenFile == "" {
 		bad("homeIP.enable needs homeIP.tokenFile (a Hetzner Cloud API token file)")
 	}
+	errs = append(errs, atLeastSecond("homeIP.interval", c.HomeIP.Interval))
+	for key, addr := range map[string]string{"metrics.listen": c.Metrics.Listen, "statusListen": c.StatusListen,
+		"webhook.listen": c.Webhook.Listen} {
+		errs = append(errs, listenAddr(key, addr))
+	}
 	if c.Webhook.Listen != "" && c.Webhook.SecretFile == "" {
 		bad("webhook.listen needs webhook.secretFile: unsigned webhooks are refused")
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level %q is not one of debug, info, warn, error", c.Log.Level)
-	}
+	return append(errs, oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"))
+}
+
+// joinSorted joins errs in key order, so that a report reads the same on
+// every run whatever map iteration did.
+func joinSorted(errs []error) error {
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil })
+	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// absPaths checks that each set path is absolute; unset ones are fine.
+func absPaths(paths map[string]string) []error {
+	var errs []error
+	for key, p := range paths {
+		if p != "" && !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute path (want it to start with /)", key, p))
+		}
+	}
+	return errs
+}
+
+func absList(key string, paths []string) []error {
+	var errs []error
+	for i, p := range paths {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is not an absolute path (want it to start with /)", key, i, p))
+		}
+	}
+	return errs
+}
+
+func atLeastSecond(key string, d Duration) error {
+	if d.D() < time.Second {
+		return fmt.Errorf("%s: %q is too short (want at least \"1s\", e.g. \"60s\", \"5m\")", key, d.D().String())
+	}
+	return nil
+}
+
+func oneOf(key, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return fmt.Errorf("%s: %q is not one of %s", key, v, strings.Join(allowed, ", "))
+}
+
+// listenAddr checks a TCP listen address; empty means off.
+func listenAddr(key, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s: %q is not a listen address (want host:port, e.g. \"127.0.0.1:9464\" or \":9464\")", key, addr)
+	}
+	return nil
 }
 
 func (r Repository) validate() []error {
@@ -142,24 +194,27 @@ func (r Repository) validate() []error {
 		errs = append(errs, fmt.Errorf("repository.sshKeyFile is set but repository.url %q is not an ssh URL", r.URL))
 	}
 	if r.Branch == r.TestingBranch {
-		errs = append(errs, fmt.Errorf("repository.testingBranch must differ from repository.branch %q", r.Branch))
+		errs = append(errs, fmt.Errorf("repository.testingBranch: %q is repository.branch too (want another branch, e.g. \"testing/HOST\")", r.TestingBranch))
 	}
 	for name, b := range map[string]string{"branch": r.Branch, "testingBranch": r.TestingBranch} {
 		if strings.HasPrefix(b, "refs/") || strings.Contains(b, "..") || strings.ContainsAny(b, " ~^:?*[\\") {
-			errs = append(errs, fmt.Errorf("repository.%s %q is not a valid branch name", name, b))
+			errs = append(errs, fmt.Errorf("repository.%s: %q is not a branch name (want e.g. \"main\", without refs/heads/)", name, b))
 		}
 	}
-	if r.FetchTimeout.D() < time.Second {
-		errs = append(errs, fmt.Errorf("repository.fetchTimeout %s is shorter than 1s", r.FetchTimeout.D()))
-	}
+	errs = append(errs, atLeastSecond("repository.fetchTimeout", r.FetchTimeout))
+	errs = append(errs, absPaths(map[string]string{"repository.tokenFile": r.TokenFile,
+		"repository.sshKeyFile": r.SSHKeyFile, "repository.knownHostsFile": r.KnownHostsFile})...)
 	return errs
 }
+
+// urlForms lists the repository URLs the agent can fetch from.
+const urlForms = "an https://, ssh:// or file:// URL, user@host:path or an absolute path"
 
 // RemoteKind classifies a repository URL as "https", "http", "ssh" or "local".
 func RemoteKind(raw string) (string, error) {
 	switch {
 	case raw == "":
-		return "", errors.New("is empty")
+		return "", fmt.Errorf("is empty (want %s)", urlForms)
 	case filepath.IsAbs(raw):
 		return "local", nil
 	case scpLikeRE.MatchString(raw):
@@ -167,12 +222,12 @@ func RemoteKind(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL: %w", raw, err)
+		return "", fmt.Errorf("%q is not a URL (want %s): %w", raw, urlForms, err)
 	}
 	switch u.Scheme {
 	case "https", "http", "ssh":
 		if u.Host == "" {
-			return "", fmt.Errorf("%q has no host", raw)
+			return "", fmt.Errorf("%q has no host (want e.g. \"https://git.example/fleet/avalanche.git\")", raw)
 		}
 		if u.User != nil {
 			if _, hasPass := u.User.Password(); hasPass {
@@ -183,7 +238,7 @@ func RemoteKind(raw string) (string, error) {
 	case "file":
 		return "local", nil
 	}
-	return "", fmt.Errorf("%q: scheme must be https, ssh or file, or an absolute path", raw)
+	return "", fmt.Errorf("%q has scheme %q (want %s)", raw, u.Scheme, urlForms)
 }
 
 func redact(u *url.URL) string {
@@ -194,43 +249,33 @@ func redact(u *url.URL) string {
 
 func (d Deploy) validate() []error {
 	var errs []error
-	switch d.Action {
-	case "switch", "boot", "test":
-	default:
-		errs = append(errs, fmt.Errorf("deploy.action %q is not one of switch, boot, test", d.Action))
-	}
-	if d.ConfirmTimeout.D() < time.Second {
-		errs = append(errs, fmt.Errorf("deploy.confirmTimeout %s is shorter than 1s", d.ConfirmTimeout.D()))
-	}
-	if d.SwitchTimeout.D() < time.Second {
-		errs = append(errs, fmt.Errorf("deploy.switchTimeout %s is shorter than 1s", d.SwitchTimeout.D()))
+	errs = append(errs, oneOf("deploy.action", d.Action, "switch", "boot", "test"))
+	for key, v := range map[string]Duration{"deploy.evalTimeout": d.EvalTimeout,
+		"deploy.buildTimeout": d.BuildTimeout, "deploy.confirmTimeout": d.ConfirmTimeout,
+		"deploy.switchTimeout": d.SwitchTimeout} {
+		errs = append(errs, atLeastSecond(key, v))
 	}
 	if d.KeepGCRoots < 1 {
-		errs = append(errs, fmt.Errorf("deploy.keepGCRoots %d must be at least 1", d.KeepGCRoots))
+		errs = append(errs, fmt.Errorf("deploy.keepGCRoots: %d is too small (want at least 1)", d.KeepGCRoots))
 	}
 	for i, h := range d.HealthChecks {
 		if strings.TrimSpace(h) == "" {
-			errs = append(errs, fmt.Errorf("deploy.healthChecks[%d] is empty", i))
+			errs = append(errs, fmt.Errorf("deploy.healthChecks[%d]: is empty (want a shell command)", i))
 		}
 	}
 	if !windowRE.MatchString(d.Reboot.Window) {
-		errs = append(errs, fmt.Errorf("deploy.reboot.window %q is not HH:MM-HH:MM", d.Reboot.Window))
+		errs = append(errs, fmt.Errorf("deploy.reboot.window: %q is not a time window (want HH:MM-HH:MM, e.g. \"02:00-05:00\")", d.Reboot.Window))
 	}
 	return errs
 }
 
 func (s Secrets) validate() []error {
 	var errs []error
-	for _, f := range append(append([]string{}, s.AgeKeyFiles...), s.SSHKeyPaths...) {
-		if !filepath.IsAbs(f) {
-			errs = append(errs, fmt.Errorf("secrets: key path %q must be absolute", f))
-		}
-	}
+	errs = append(errs, absList("secrets.ageKeyFiles", s.AgeKeyFiles)...)
+	errs = append(errs, absList("secrets.sshKeyPaths", s.SSHKeyPaths)...)
+	errs = append(errs, absPaths(map[string]string{"secrets.dir": s.Dir, "secrets.helper": s.Helper})...)
 	if s.KeepGenerations < 1 {
-		errs = append(errs, fmt.Errorf("secrets.keepGenerations %d must be at least 1", s.KeepGenerations))
-	}
-	if s.Helper != "" && !filepath.IsAbs(s.Helper) {
-		errs = append(errs, fmt.Errorf("secrets.helper %q must be an absolute path", s.Helper))
+		errs = append(errs, fmt.Errorf("secrets.keepGenerations: %d is too small (want at least 1)", s.KeepGenerations))
 	}
 	return errs
 }

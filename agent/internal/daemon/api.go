@@ -40,11 +40,24 @@ func (d *Daemon) Status() status.Status {
 	s.Drift = clone(d.st.Drift)
 	s.Interrupted = clone(d.st.Interrupted)
 	f := clone(d.flight)
-	c := d.Config
+	subst := clone(d.subst)
+	wait := clone(d.st.Awaiting)
+	c, role := d.Config, d.Builder
 	d.mu.Unlock()
 	if f.Open() {
 		s.Flight = flightStatus(f)
 		s.Pending = d.pendingOf(f)
+		if f.Source == config.SourceBuilder && f.Step == journal.StepBuild {
+			s.Flight.Substitution = subst
+		}
+	}
+	if wait != nil {
+		w := d.waitView(*wait)
+		s.Waiting = &w
+	}
+	if role != nil {
+		p := role.Progress()
+		s.Builder = &p
 	}
 	if s.State == "" {
 		s.State = status.Idle
@@ -70,7 +83,7 @@ func clone[T any](p *T) *T {
 // flightStatus is how status shows an open deployment.
 func flightStatus(f *journal.Flight) *status.Flight {
 	return &status.Flight{ID: f.ID, Commit: f.Commit, Reason: f.Reason, Step: f.Step, Event: f.Event,
-		Since: f.Time, Started: f.Started}
+		Since: f.Time, Started: f.Started, Source: f.Source, Fallback: f.Fallback, Release: f.Release}
 }
 
 // pendingOf is the activation f waits to confirm, once it reached the
@@ -104,6 +117,11 @@ func FromState(hostname, output string, st *state.State, open *journal.Flight) s
 	}
 	if st.LastError != nil {
 		s.State = status.Failed
+	}
+	if a := st.Awaiting; a != nil {
+		s.State = status.Waiting
+		s.Waiting = &status.Wait{Commit: a.Commit, Since: a.Since,
+			Message: fmt.Sprintf("was waiting for the builder's release of %s since %s", short(a.Commit), a.Since.Local().Format(timeFormat))}
 	}
 	if open.Open() {
 		s.Flight = flightStatus(open)

@@ -52,6 +52,12 @@ type Daemon struct {
 	Git     Git
 	Nix     Nix
 	Secrets Secrets // nil: the host has no secrets support wired
+	// Source, when set (deploy.source "builder"), names each commit's
+	// system from the builder's release instead of evaluating it.
+	Source Source
+	// Builder, when set (builder.enable), releases each verified main
+	// commit for the fleet before this host deploys it.
+	Builder Releaser
 	Notify  *notify.Notifier
 	Version string
 	// Now returns the wall-clock time, for people; tests replace it.
@@ -89,6 +95,10 @@ type Daemon struct {
 	recovered bool
 	// nextConfig is a reloaded config waiting for the next pass.
 	nextConfig *config.Config
+	// subst is the substitution of the build step in builder mode.
+	subst *status.Substitution
+	// released is the last commit the builder role released.
+	released string
 }
 
 // Hooks are optional observers called by the daemon.
@@ -101,6 +111,9 @@ type Hooks struct {
 	Pass func(s status.Status)
 	// AfterPass runs extra per-pass duties (the exit node role).
 	AfterPass func(ctx context.Context)
+	// Substituted is called with the bytes each substituted path added
+	// (builder mode).
+	Substituted func(bytes int64)
 	// Deployment is called when a deployment starts (Result "pending")
 	// and when it ends, once each (forge commit statuses).
 	Deployment func(ev DeploymentEvent)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/builder"
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
@@ -61,10 +63,13 @@ func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult
 	if err != nil {
 		return d.fail(ctx, "deploy", t.commit, err)
 	}
-	ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
-	d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
-		Str("phase", journal.StepEvaluate).Str("action", t.action).
-		Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput)).Msg("deploying")
+	ev := d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
+		Str("phase", journal.StepEvaluate).Str("action", t.action).Str("source", t.source).Bool("fallback", t.fallback)
+	if t.source != config.SourceBuilder {
+		ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
+		ev = ev.Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput))
+	}
+	ev.Msg("deploying")
 	return d.run(ctx, f, d.steps())
 }
 
@@ -123,6 +128,12 @@ func (d *Daemon) abort(ctx context.Context, f *journal.Flight, name string, err 
 // evaluate finds the target's store path; when it is what runs, the flight
 // ends there.
 func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
+	if f.Source == config.SourceBuilder {
+		if err := d.findRelease(ctx, f); err != nil {
+			return err
+		}
+		return d.upToDate(f)
+	}
 	d.setPhase(status.Evaluating, short(f.Commit))
 	pctx, stop := d.preemptible(ctx, f)
 	defer stop()
@@ -136,16 +147,30 @@ func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
 		return d.nixFault(ctx, pctx, err)
 	}
 	f.StorePath, f.DrvPath = ev.OutPath, ev.DrvPath
-	if ev.OutPath == resolve(d.Config.Deploy.CurrentSystem) && f.Action != "boot" {
+	return d.upToDate(f)
+}
+
+// upToDate ends the flight when its target is what runs.
+func (d *Daemon) upToDate(f *journal.Flight) error {
+	if f.StorePath == resolve(d.Config.Deploy.CurrentSystem) && f.Action != "boot" {
 		return errUpToDate
 	}
 	return nil
 }
 
 // build realises the target under a GC root named by the flight, so no
-// clock decides which roots are old.
+// clock decides which roots are old: built here, or in builder mode
+// substituted from the fleet cache (never built). A substitution cut short
+// is no verdict and starts over, as a build does.
 func (d *Daemon) build(ctx context.Context, f *journal.Flight) error {
-	d.setPhase(status.Building, short(f.Commit)+" → "+f.StorePath)
+	substitute := f.Source == config.SourceBuilder
+	verb := "built"
+	if substitute {
+		verb = "substituted"
+		d.setPhase(status.Building, "substituting "+f.StorePath+" from "+d.Config.Deploy.Cache.URL)
+	} else {
+		d.setPhase(status.Building, short(f.Commit)+" → "+f.StorePath)
+	}
 	pctx, stop := d.preemptible(ctx, f)
 	defer stop()
 	timeout := d.Config.Deploy.BuildTimeout.D()
@@ -154,15 +179,25 @@ func (d *Daemon) build(ctx context.Context, f *journal.Flight) error {
 	f.GCRoot = filepath.Join(d.gcRootDir(), rebuild.GCRootName(f.ID, short(f.Commit)))
 	release := d.Notify.Hold(timeout)
 	start := d.now()
-	out, err := d.Nix.Build(bctx, rebuild.Evaluation{DrvPath: f.DrvPath, OutPath: f.StorePath}, f.GCRoot)
+	var out string
+	var err error
+	if substitute {
+		out, err = d.substitute(bctx, f)
+	} else {
+		out, err = d.Nix.Build(bctx, rebuild.Evaluation{DrvPath: f.DrvPath, OutPath: f.StorePath}, f.GCRoot)
+	}
 	release()
+	if err != nil && substitute && errors.Is(bctx.Err(), context.DeadlineExceeded) && pctx.Err() == nil {
+		// A slow download is not the commit's fault.
+		err = fault.New(fault.Transient, fmt.Errorf("substituting took longer than deploy.buildTimeout (%s): %w", timeout, err))
+	}
 	if err != nil {
 		return d.nixFault(ctx, pctx, err)
 	}
 	f.StorePath = out
 	d.pruneGCRoots()
 	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepBuild).Str("storePath", out).
-		Dur("durationMs", d.now().Sub(start)).Msg("built")
+		Dur("durationMs", d.now().Sub(start)).Msg(verb)
 	return nil
 }
 
@@ -190,6 +225,8 @@ func (d *Daemon) nixFault(ctx, pctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fault.New(fault.Shutdown, err)
+	case builder.IsCommitFault(err): // substitution: not in the cache, untrusted, broken
+		return fault.New(fault.Commit, err)
 	case rebuild.IsTransient(err):
 		return fault.New(fault.Transient, err)
 	case errors.As(err, &ce) && errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:

@@ -38,6 +38,7 @@ func (d *Daemon) begin(t target, reason string) (*journal.Flight, error) {
 	id := d.st.LastFlight + 1
 	d.mu.Unlock()
 	f := &journal.Flight{ID: id, Reason: reason, Commit: t.commit, Branch: t.branch, Action: t.action,
+		Source: t.source, Fallback: t.fallback,
 		Previous: prev, PreviousSystem: resolve(d.Config.Deploy.CurrentSystem), PreviousGeneration: d.generation(),
 		Started: d.now()}
 	if d.Secrets != nil {
@@ -129,6 +130,9 @@ func (d *Daemon) apply(f *journal.Flight, dep state.Deployment) {
 		}
 		st.LastError, d.lastErr = nil, ""
 		st.Drift, st.Interrupted = nil, nil
+		if st.Awaiting != nil && st.Awaiting.Commit == f.Commit {
+			st.Awaiting = nil // deployed by the fallback: the wait is over
+		}
 	case f.Result == resultRolledBack:
 		if f.Previous != nil {
 			st.Deployed = f.Previous
@@ -181,7 +185,8 @@ func rollbackSuffix(f *journal.Flight) string {
 // deploymentOf is the history record of an ended flight.
 func deploymentOf(f *journal.Flight) state.Deployment {
 	dep := state.Deployment{Flight: f.ID, Commit: f.Commit, Branch: f.Branch, Action: f.Action, StorePath: f.StorePath,
-		Generation: f.Generation, SecretsGen: f.Secrets, Result: f.Result, Time: f.Time, Duration: f.Time.Sub(f.Started)}
+		Generation: f.Generation, SecretsGen: f.Secrets, Result: f.Result, Time: f.Time, Duration: f.Time.Sub(f.Started),
+		Source: f.Source, Fallback: f.Fallback, Release: f.Release}
 	if f.Result != resultDeployed && f.Result != resultUpToDate {
 		dep.Error = f.Cause
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/cli"
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
@@ -122,7 +123,7 @@ func (h *host) waitPasses(n uint64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		s := h.status()
-		if s.Passes >= n && (s.State == status.Idle || s.State == status.Failed || s.State == status.Suspended) {
+		if s.Passes >= n && (s.State == status.Idle || s.State == status.Failed || s.State == status.Suspended || s.State == status.Waiting) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -144,14 +145,23 @@ func (h *host) stop() {
 }
 
 func newDaemon(t testing.TB, c *config.Config) *daemon.Daemon {
-	return &daemon.Daemon{
-		Config: c,
-		Log:    zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
-		Git: &gitsync.Repo{Dir: c.RepoDir(), Branches: []string{c.Repository.Branch, c.Repository.TestingBranch},
-			Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second},
-		Nix:     &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}},
+	nix := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}}
+	repo := &gitsync.Repo{Dir: c.RepoDir(), Branches: c.TrackedBranches(),
+		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second}
+	d := &daemon.Daemon{
+		Config:  c,
+		Log:     zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
+		Git:     repo,
+		Nix:     nix,
 		Version: "test",
 	}
+	// Builder mode and the builder role, wired as the agent wires them.
+	src, role, err := cli.BuilderMode(c, nix, repo)
+	if err != nil {
+		panic(err) // the config passed Validate; the keys are the test's
+	}
+	d.SetBuilderMode(src, role)
+	return d
 }
 
 func waitSocket(t testing.TB, sock string) {

@@ -34,8 +34,12 @@ func (d *Daemon) Trigger() {
 // waits, so a loop that stops coming round stops the pings.
 func (d *Daemon) loop(ctx context.Context) {
 	failures := 0
+	var retryIn time.Duration
 	for first := true; ; first = false {
 		wait := d.nextWait(failures)
+		if retryIn > 0 && retryIn < wait {
+			wait = retryIn
+		}
 		if first {
 			wait = 0 // a pass at start-up: first boot, or after an upgrade
 		}
@@ -47,6 +51,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			return
 		}
 		res := d.runPass(ctx)
+		retryIn = res.retryIn
 		if res.result == "deployed" && d.agentUpgraded() {
 			return
 		}

@@ -18,6 +18,9 @@ type passResult struct {
 	result string // unchanged, up-to-date, deployed, refused, failed, rolled-back, suspended, interrupted
 	err    error
 	class  fault.Class // of err; "" on success
+	// retryIn, when set, asks for the next pass sooner than the poll
+	// interval (a wait for the builder whose fallback is due).
+	retryIn time.Duration
 }
 
 // target is the commit a pass wants the host to run.
@@ -25,6 +28,10 @@ type target struct {
 	commit string
 	branch string
 	action string
+	// source is local or builder; fallback is set when builder mode
+	// evaluates locally because no release came in time.
+	source   string
+	fallback bool
 }
 
 // pass is one reconcile: fetch, verify, compare what runs with what was
@@ -45,6 +52,7 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
 	}
+	d.releaseFleet(ctx, heads[d.Config.Repository.Branch])
 	d.mu.Lock()
 	deployed := d.st.Deployed
 	suspended := d.st.Suspended
@@ -52,12 +60,14 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	d.mu.Unlock()
 	switch {
 	case deployed != nil && deployed.Commit == t.commit && !force && !repair:
+		d.endWait()
 		d.idle()
 		return passResult{result: "unchanged"}
 	case suspended:
 		d.setPhase(status.Suspended, "deployments suspended; fetched "+short(t.commit))
 		return passResult{result: "suspended"}
 	case bad != nil && !force:
+		d.endWait()
 		d.setPhase(status.Failed, "refusing "+short(t.commit)+": "+bad.Reason)
 		err := fmt.Errorf("commit %s is refused (%s failed: %s); push a new commit or use sync --force", short(t.commit), bad.Phase, bad.Reason)
 		return passResult{result: "refused", err: err, class: fault.Commit}
@@ -68,6 +78,10 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	reason := "commit"
 	if deployed != nil && deployed.Commit == t.commit && !force {
 		reason = "drift"
+	}
+	t, wait := d.sourceOf(ctx, t, reason, heads)
+	if wait != nil {
+		return *wait
 	}
 	return d.deploy(ctx, t, reason)
 }

@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
+
+// lockWait is how long a starting agent waits for the state directory's
+// lock: a predecessor that just died may hold it a moment longer.
+const lockWait = 3 * time.Second
 
 // prepare takes the state directory for this process, loads the state and
 // the journal, and removes what a crash can leave behind.
@@ -27,7 +32,7 @@ func (d *Daemon) prepare() error {
 	if err := os.MkdirAll(d.Config.RuntimeDir, 0o755); err != nil {
 		return fmt.Errorf("creating runtime dir: %w", err)
 	}
-	lock, err := state.LockDir(d.Config.StateDir)
+	lock, err := state.LockDir(d.Config.StateDir, lockWait)
 	if err != nil {
 		return err
 	}

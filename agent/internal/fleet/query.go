@@ -57,6 +57,9 @@ type Row struct {
 	State        string `json:"state"`
 	LastError    string `json:"lastError"`
 	RebootNeeded bool   `json:"rebootNeeded"`
+	// Builder is what the fleet's builder is doing for this host, e.g.
+	// "building 0123456789ab", "done 0123456789ab" ("" without a builder).
+	Builder string `json:"builder,omitempty"`
 	// Err says why the status could not be read ("" when Reachable).
 	Err string `json:"error,omitempty"`
 	// Refused lists the commits the host will not deploy again: they
@@ -70,16 +73,18 @@ type Row struct {
 func Query(ctx context.Context, hosts []Host, o Options) []Row {
 	o = o.withDefaults()
 	rows := make([]Row, len(hosts))
+	builders := make([]*status.Builder, len(hosts))
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			rows[i] = queryHost(ctx, h, o)
+			rows[i], builders[i] = queryHost(ctx, h, o)
 		})
 	}
 	wg.Wait()
+	builderPhases(rows, builders)
 	// Behind may read a git repository, which is not safe for concurrent
 	// use; it runs once the network part is done.
 	for i := range rows {
@@ -128,12 +133,13 @@ func (o Options) behind(commit string) int {
 	return n
 }
 
-func queryHost(ctx context.Context, h Host, o Options) Row {
+// queryHost returns h's row and, when h has the builder role, its progress.
+func queryHost(ctx context.Context, h Host, o Options) (Row, *status.Builder) {
 	row := Row{Host: h.Name, Address: o.address(h), Behind: -1}
 	s, err := fetchStatus(ctx, o.HTTPClient, row.Address+"/status", o.Timeout)
 	if err != nil {
 		row.Err = err.Error()
-		return row
+		return row, nil
 	}
 	row.Reachable = true
 	row.State = s.State
@@ -145,7 +151,7 @@ func queryHost(ctx context.Context, h Host, o Options) Row {
 	for _, b := range s.Refused {
 		row.Refused = append(row.Refused, b.Commit)
 	}
-	return row
+	return row, s.Builder
 }
 
 // fetchStatus reads a host's status. Its errors do not repeat the URL: the

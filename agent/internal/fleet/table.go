@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,13 +18,23 @@ const (
 
 // WriteTable writes rows as an aligned table, one line per host under a
 // header: host, commit, commits behind main ("?" when unknown), state,
-// whether a reboot is needed, and the last error (or why the host did not
+// whether a reboot is needed, what the builder does for the host (only
+// when a builder answered), and the last error (or why the host did not
 // answer), shortened to one line.
 func WriteTable(w io.Writer, rows []Row) error {
+	withBuilder := slices.ContainsFunc(rows, func(r Row) bool { return r.Builder != "" })
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tCOMMIT\tBEHIND\tSTATE\tREBOOT\tLAST ERROR")
+	header := []string{"HOST", "COMMIT", "BEHIND", "STATE", "REBOOT", "LAST ERROR"}
+	if withBuilder {
+		header = slices.Insert(header, 5, "BUILDER")
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(cells(r), "\t"))
+		c := cells(r)
+		if withBuilder {
+			c = slices.Insert(c, 5, cmp.Or(r.Builder, "-"))
+		}
+		fmt.Fprintln(tw, strings.Join(c, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing table: %w", err)

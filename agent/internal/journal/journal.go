@@ -58,7 +58,15 @@ type Flight struct {
 	Commit string `json:"commit"`
 	Branch string `json:"branch,omitempty"`
 	Action string `json:"action"`
-	// StorePath is the target system, once evaluated.
+	// Source is where the target comes from: local (evaluated and built
+	// here) or builder (the builder's release, substituted); Fallback is set
+	// when a host in builder mode evaluates because no release came within
+	// deploy.builderTimeout.
+	Source   string `json:"source,omitempty"`
+	Fallback bool   `json:"fallback,omitempty"`
+	// Release is the builder's release that names the target (source builder).
+	Release *state.Release `json:"release,omitempty"`
+	// StorePath is the target system, once evaluated or resolved.
 	StorePath string `json:"storePath,omitempty"`
 	GCRoot    string `json:"gcRoot,omitempty"`
 	// Previous is the deployment that ran when the flight began.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,17 +104,36 @@ func (r *Reporter) superseded(commit string) {
 		Description: "superseded: a newer commit was deployed before this one"})
 }
 
-// Builder queues the builder role's status for commit (context
-// avalanche/builder): pending while it builds, then success when every
-// host built, failure naming the hosts that did not.
-func (r *Reporter) Builder(commit string, built int, failed []string, done bool) {
-	s := forge.Status{State: forge.Pending, Context: BuilderContext, Description: "building the fleet"}
+// BuilderStarted queues the builder role's pending status for commit
+// (context avalanche/builder) while it builds the fleet.
+func (r *Reporter) BuilderStarted(commit string) {
+	r.Add(commit, forge.Status{State: forge.Pending, Context: BuilderContext, Description: "building every host's system"})
+}
+
+// BuilderDone queues the builder role's outcome for commit: success when
+// every host built, failure naming those that did not (hosts maps each to
+// its error, "" when built) or saying why the fleet does not evaluate at
+// all (evalErr), error when the release itself failed (no verdict on the
+// commit: the builder tries again).
+func (r *Reporter) BuilderDone(commit string, hosts map[string]string, evalErr string, err error) {
+	s := forge.Status{Context: BuilderContext}
+	var failed []string
+	for name, e := range hosts {
+		if e != "" {
+			failed = append(failed, name)
+		}
+	}
+	slices.Sort(failed)
+	built := plural(len(hosts)-len(failed), "host")
 	switch {
-	case !done:
+	case err != nil:
+		s.State, s.Description = forge.Error, "release failed, will retry: "+err.Error()
+	case evalErr != "":
+		s.State, s.Description = forge.Failure, "the fleet does not evaluate: "+evalErr
 	case len(failed) == 0:
-		s.State, s.Description = forge.Success, plural(built, "host")+" built and cached"
+		s.State, s.Description = forge.Success, built+" built and cached"
 	default:
-		s.State, s.Description = forge.Failure, plural(built, "host")+" built; failed: "+strings.Join(failed, ", ")
+		s.State, s.Description = forge.Failure, built+" built; failed: "+strings.Join(failed, ", ")
 	}
 	r.Add(commit, s)
 }

@@ -224,12 +224,18 @@ func TestBuilderStatus(t *testing.T) {
 	w := newWorld(t, 1)
 	r := w.reporter(t)
 	run(t, r)
-	r.Builder(w.commits[0], 0, nil, false)
+	c := w.commits[0]
+	r.BuilderStarted(c)
 	w.fake.Wait(t, 1, 5*time.Second)
-	r.Builder(w.commits[0], 11, []string{"raccoon03", "calypso"}, true)
-	got := states(w.fake.Wait(t, 2, 5*time.Second))
-	want := []string{w.commits[0][:7] + " avalanche/builder pending: building the fleet",
-		w.commits[0][:7] + " avalanche/builder failure: 11 hosts built; failed: raccoon03, calypso"}
+	r.BuilderDone(c, map[string]string{"eagle": "", "raccoon03": "build failed", "calypso": "eval failed", "opi01": ""}, "", nil)
+	w.fake.Wait(t, 2, 5*time.Second)
+	r.BuilderDone(c, nil, "", errors.New("pushing the release: connection refused"))
+	w.fake.Wait(t, 3, 5*time.Second)
+	r.BuilderDone(c, map[string]string{"eagle": "", "opi01": ""}, "", nil)
+	got := states(w.fake.Wait(t, 4, 5*time.Second))
+	p := c[:7] + " avalanche/builder "
+	want := []string{p + "pending: building every host's system", p + "failure: 2 hosts built; failed: calypso, raccoon03",
+		p + "error: release failed, will retry: pushing the release: connection refused", p + "success: 2 hosts built and cached"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,15 +21,23 @@ var ErrLocked = errors.New("state directory is in use")
 type Lock struct{ f *os.File }
 
 // LockDir takes the lock file in dir and writes this process's PID into it.
-// The kernel drops the lock when the process dies, however it dies. When
+// The kernel drops the lock when the process dies, however it dies; a
+// process that just died may hold it a moment longer (a child between fork
+// and exec still shares its file), so LockDir tries for up to wait. When
 // another process holds it, the error wraps ErrLocked and names its PID.
-func LockDir(dir string) (*Lock, error) {
+func LockDir(dir string, wait time.Duration) (*Lock, error) {
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	deadline := time.Now().Add(wait)
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for errors.Is(err, unix.EWOULDBLOCK) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
 		b, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {

@@ -56,6 +56,8 @@ type State struct {
 	LastError *Failure `json:"lastError,omitempty"`
 	// Suspended stops deployments (fetching continues) until resumed.
 	Suspended bool `json:"suspended,omitempty"`
+	// Awaiting is the commit a host in builder mode waits for the release of.
+	Awaiting *Awaiting `json:"awaiting,omitempty"`
 	// History holds the latest deployments and their results, newest last.
 	History []Deployment `json:"history,omitempty"`
 }
@@ -74,6 +76,13 @@ type Deployment struct {
 	Error      string        `json:"error,omitempty"`
 	Time       time.Time     `json:"time"`
 	Duration   time.Duration `json:"duration,omitempty"`
+	// Source is where the system came from: local or builder (deploy.source);
+	// Fallback is set when builder mode evaluated locally because no
+	// release came within deploy.builderTimeout.
+	Source   string `json:"source,omitempty"`
+	Fallback bool   `json:"fallback,omitempty"`
+	// Release is the builder's release the system came from.
+	Release *Release `json:"release,omitempty"`
 }
 
 // Pending is an activation that still has to be confirmed.

@@ -51,6 +51,10 @@ type Status struct {
 	Interrupted *state.Interruption `json:"interrupted,omitempty"`
 	// Flight is the deployment in progress, or the one a stop left open.
 	Flight *Flight `json:"flight,omitempty"`
+	// Waiting is set while a host in builder mode waits for a release.
+	Waiting *Wait `json:"waiting,omitempty"`
+	// Builder is the builder role's progress, on a host with builder.enable.
+	Builder *Builder `json:"builder,omitempty"`
 	// Forge is the commit-status reporter's view (report.forge only).
 	Forge *Forge `json:"forge,omitempty"`
 }
@@ -66,6 +70,14 @@ type Flight struct {
 	Event   string    `json:"event"`
 	Since   time.Time `json:"since"`
 	Started time.Time `json:"started"`
+	// Source is local or builder; Fallback is set when builder mode
+	// evaluates locally because no release came in time.
+	Source   string `json:"source,omitempty"`
+	Fallback bool   `json:"fallback,omitempty"`
+	// Release is the builder's release that names the target.
+	Release *state.Release `json:"release,omitempty"`
+	// Substitution is what the build step fetched so far (source builder).
+	Substitution *Substitution `json:"substitution,omitempty"`
 }
 
 // Fetched is what the last fetch saw.

@@ -82,6 +82,10 @@ let
       );
       postBuildHook = config.nix.settings.post-build-hook.text or null;
       sshServeKeys = config.nix.sshServe.keys or [ ];
+      # Where this host's Nix builds go (builder mode, role-builder.nix).
+      distributedBuilds = config.nix.distributedBuilds or false;
+      buildMachines = map (m: m.hostName) (config.nix.buildMachines or [ ]);
+      knownHosts = lib.mapAttrs (_: h: h.publicKey) (config.programs.ssh.knownHosts or { });
       allowUnfree = config.nixpkgs.config.allowUnfree or false;
     };
 in

@@ -153,22 +153,19 @@ func run(t testing.TB, dir string, env []string, name string, args ...string) st
 	return strings.TrimSpace(string(out))
 }
 
-// requireGit skips the test when git is missing, or fails it under CI.
+// requireGit fails the test when git is missing.
 func requireGit(t testing.TB) {
 	t.Helper()
 	Require(t, "git")
 }
 
-// Require skips the test when the program is not installed, or fails it
-// when the environment variable CI is "true".
+// Require fails the test when the program is not installed, saying how to
+// install it.
 func Require(t testing.TB, program string) string {
 	t.Helper()
 	p, err := exec.LookPath(program)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI: %v", program, err)
-		}
-		t.Skipf("%s not installed: %v", program, err)
+		t.Fatalf("%s is needed for this test (install it with .ci/install): %v", program, err)
 	}
 	return p
 }

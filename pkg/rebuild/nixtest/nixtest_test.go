@@ -139,3 +139,22 @@ func TestFakeSystemd(t *testing.T) {
 		t.Errorf("after stop: client = %v, active %v; want a failed client and an inactive unit", err, active("u3"))
 	}
 }
+
+// TestEvaluations tells the calls that evaluate or build from those that
+// only move profiles or substitute.
+func TestEvaluations(t *testing.T) {
+	calls := [][]string{
+		{"nix", "eval", "--json", "git+file:///r#nixosConfigurations.a.config.system.build.toplevel"},
+		{"nix-store", "--realise", "/nix/store/x-a.drv", "--add-root", "/r"},
+		{"nix-env", "-p", "/nix/var/nix/profiles/system", "-i", "/nix/store/x-a"},
+		{"nix-instantiate", "--eval", "-E", "1"},
+		{"nix-store", "--realise", "/nix/store/x-a"},
+		{"nix-env", "-p", "/nix/var/nix/profiles/system", "--set", "/nix/store/x-a"},
+		{"nix-env", "-p", "/nix/var/nix/profiles/system", "--switch-generation", "3"},
+		{"nix", "path-info", "--json", "--store", "http://cache", "/nix/store/x-a"},
+	}
+	got := nixtest.Evaluations(calls)
+	if len(got) != 4 || got[3][0] != "nix-instantiate" {
+		t.Errorf("Evaluations = %q; want the first four calls", got)
+	}
+}

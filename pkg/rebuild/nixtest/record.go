@@ -70,7 +70,10 @@ func (r *Recorder) Reset(t testing.TB) {
 
 // Evaluations returns the calls that evaluate Nix code or build
 // derivations: nix eval/build/repl/flake/develop/shell/run,
-// nix-instantiate, nix-build, nix-env, and nix-store --realise of a .drv.
+// nix-instantiate, nix-build, nix-env (but not its profile operations
+// --set, --switch-generation, --rollback, --list-generations and
+// --delete-generations, which evaluate nothing), and nix-store --realise
+// of a .drv.
 func Evaluations(calls [][]string) [][]string {
 	var out [][]string
 	for _, c := range calls {
@@ -83,7 +86,15 @@ func Evaluations(calls [][]string) [][]string {
 
 func evaluates(c []string) bool {
 	switch c[0] {
-	case "nix-instantiate", "nix-build", "nix-env":
+	case "nix-instantiate", "nix-build":
+		return true
+	case "nix-env":
+		for _, a := range c[1:] {
+			switch a {
+			case "--set", "--switch-generation", "--rollback", "--list-generations", "--delete-generations":
+				return false
+			}
+		}
 		return true
 	case "nix-store":
 		for _, a := range c[1:] {
