@@ -12,16 +12,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/builder"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
+	"github.com/avalanche-fleet/avalanche/agent/internal/report"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/forge"
 	"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
+	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
 // forgeHost is an agent wired by NewDaemon, as `avalanche-agent run` wires
@@ -158,4 +163,61 @@ func TestForgeStatuses(t *testing.T) {
 		t.Errorf("rollback status description = %q; want rolled back and the activation failure", d)
 	}
 	waitFor(t, time.Minute, func() bool { f := h.status(t).Forge; return f != nil && f.Queued == 0 && f.Error == "" })
+}
+
+// fakeReleaser is a builder role whose releases are given.
+type fakeReleaser struct {
+	found release.Found
+	err   error
+	// building runs while it "builds".
+	building func()
+}
+
+func (f fakeReleaser) Release(ctx context.Context, commit string) (release.Found, error) {
+	f.building()
+	return f.found, f.err
+}
+
+func (f fakeReleaser) Progress() builder.Progress { return builder.Progress{} }
+
+// TestBuilderStatuses: the builder role's releases become avalanche/builder
+// statuses, pending then the outcome, through the same queue.
+func TestBuilderStatuses(t *testing.T) {
+	repo := gittest.NewRepo(t)
+	commit := repo.Commit(t, map[string]string{"flake.nix": "{}"}, "fleet")
+	fake := forgetest.Start(t, "fleet/avalanche", repo.Dir, "tok")
+	dir := t.TempDir()
+	b, _ := json.Marshal(map[string]any{"version": 1, "hostname": "cardinal", "stateDir": dir,
+		"repository": map[string]any{"url": "https://git.internal/fleet/avalanche.git"},
+		"report":     map[string]any{"forge": map[string]any{"url": fake.URL, "tokenFile": writeFile(t, dir, "tok", "tok")}}})
+	cfg, err := config.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := report.New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	found := release.Found{Release: release.Release{Commit: commit, Hosts: map[string]release.Host{
+		"eagle": {OutPath: "/nix/store/x"}, "raccoon03": {Error: "build failed"}}}}
+	// While it builds, the pending status reaches the forge.
+	building := func() { fake.Wait(t, 1, 10*time.Second) }
+	if _, err := reportRelease(fakeReleaser{found: found, building: building}, r).Release(ctx, commit); err != nil {
+		t.Fatal(err)
+	}
+	if reportRelease(nil, r) != nil {
+		t.Errorf("reportRelease(nil, r) is not nil: a host without the builder role would get one")
+	}
+	got := fake.Wait(t, 2, 10*time.Second)
+	var lines []string
+	for _, g := range got {
+		lines = append(lines, fmt.Sprintf("%s %s: %s", g.Status.Context, g.Status.State, g.Status.Description))
+	}
+	want := []string{"avalanche/builder pending: building every host's system", "avalanche/builder failure: 1 host built; failed: raccoon03"}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("builder statuses (-want +got):\n%s", diff)
+	}
 }

@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/metrics"
+	"github.com/avalanche-fleet/avalanche/agent/internal/state"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
@@ -42,8 +47,11 @@ func TestMetricNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	got = append(got, builderFamilies(t)...)
+	slices.Sort(got)
 	text := "# The agent's metric families (name, type, label names) as a deployed agent's /metrics\n" +
-		"# shows them; the cluster's alert rules and dashboard may name only these.\n" +
+		"# shows them (avalanche_release_age_seconds and avalanche_substituted_bytes_total: builder mode only);\n" +
+		"# the cluster's alert rules and dashboard may name only these.\n" +
 		"# Written by: go test ./agent/internal/cli -run TestMetricNames -update-metric-names\n" +
 		strings.Join(got, "\n") + "\n"
 	if *updateMetricNames {
@@ -59,6 +67,36 @@ func TestMetricNames(t *testing.T) {
 		t.Errorf("%s is not what /metrics exposes (-file +live); rewrite it with -update-metric-names, then "+
 			"`cd kubernetes/check && go test ./observability` shows which rules or panels need the change:\n%s", metricNamesFile, diff)
 	}
+}
+
+// builderFamilies are the families only hosts in builder mode register,
+// read from the metrics package's handler once each has a value.
+func builderFamilies(t *testing.T) []string {
+	m := metrics.New("test")
+	b := m.NewBuilder()
+	b.ObserveSubstituted(1024)
+	b.Update(status.Status{Deployed: &state.Deployment{Release: &state.Release{Built: time.Now()}}})
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	all, err := metricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range all {
+		if name := strings.Fields(f)[0]; name == "avalanche_release_age_seconds" || name == "avalanche_substituted_bytes_total" {
+			out = append(out, f)
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("builder-mode families = %q; want avalanche_release_age_seconds and avalanche_substituted_bytes_total", out)
+	}
+	return out
 }
 
 // metricFamilies reads the Prometheus text format and returns one line per

@@ -32,6 +32,8 @@ const (
 	qFailures        = `sum by (host, phase) (increase(avalanche_phase_runs_total{host=~"$host", result="error"}[$__rate_interval]))`
 	qRollbacks       = `sum by (host) (increase(avalanche_phase_runs_total{host=~"$host", phase=~"activate|confirm", result="error"}[$__rate_interval]))`
 	qFetches         = `sum by (result) (increase(avalanche_fetches_total{host=~"$host"}[$__rate_interval]))`
+	qReleaseAge      = `avalanche_release_age_seconds{host=~"$host"}`
+	qSubstituted     = `sum by (host) (increase(avalanche_substituted_bytes_total{host=~"$host"}[$__rate_interval]))`
 	qRebootNeeded    = `count(avalanche_reboot_needed == 1) or vector(0)`
 	qSuspended       = `count(avalanche_suspended == 1) or vector(0)`
 	qPendingConfirm  = `count(avalanche_pending_confirmation == 1) or vector(0)`
@@ -139,6 +141,10 @@ func historyPanels() []cog.Builder[dashboard.Panel] {
 			"short", true, query("A", qRollbacks, "{{host}}")),
 		series("Fetches", "Fetches of the fleet repository by result: updated means a new commit arrived.",
 			"short", true, query("A", qFetches, "{{result}}")),
+		series("Release age (builder mode)", "How old the builder's release is that each builder-mode host runs; it grows between commits, and keeps growing on a host the builder leaves behind.",
+			"s", false, query("A", qReleaseAge, "{{host}}")),
+		series("Substituted from the fleet cache", "What builder-mode hosts download from the fleet binary cache.",
+			"bytes", true, query("A", qSubstituted, "{{host}}")),
 		series("Needs attention", "Hosts needing a reboot (kernel changed), with deployments suspended, or waiting for a health confirmation.",
 			"short", false, query("A", qRebootNeeded, "reboot needed"), query("B", qSuspended, "suspended"), query("C", qPendingConfirm, "pending confirmation")),
 	}

@@ -123,7 +123,7 @@ func TestRules(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"AvalancheAgentDown", "AvalancheHostBehind", "AvalancheRolledBack", "AvalancheDeployFailing"} {
+	for _, a := range []string{"AvalancheAgentDown", "AvalancheHostBehind", "AvalancheRolledBack", "AvalancheReleaseLate", "AvalancheDeployFailing"} {
 		if !slices.Contains(alerts, a) {
 			t.Errorf("alerts %v lack %s", alerts, a)
 		}
@@ -148,7 +148,7 @@ func TestDashboard(t *testing.T) {
 			titles = append(titles, *p.Panel.Title)
 		}
 	}
-	for _, want := range []string{"Hosts by deployed commit", "Time since last deployment", "Phase durations", "Failures by phase", "Rollbacks"} {
+	for _, want := range []string{"Hosts by deployed commit", "Time since last deployment", "Phase durations", "Failures by phase", "Rollbacks", "Release age (builder mode)"} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("panels %q lack %q", titles, want)
 		}
