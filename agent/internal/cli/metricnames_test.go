@@ -38,16 +38,7 @@ func TestMetricNames(t *testing.T) {
 	up.WriteFlake(t, nixtest.FlakeOptions{Name: "fleet", Marker: "one"}, "first")
 	srv := gittest.StartHTTPServer(t, up.Bare, "git-token-value")
 	h := startNetHost(t, t.TempDir(), up, srv.URL)
-	resp, err := http.Get("http://" + h.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got, err := metricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, builderFamilies(t)...)
+	got := append(scrapeFamilies(t, "http://"+h.addr+"/metrics"), builderFamilies(t)...)
 	slices.Sort(got)
 	text := "# The agent's metric families (name, type, label names) as a deployed agent's /metrics\n" +
 		"# shows them (avalanche_release_age_seconds and avalanche_substituted_bytes_total: builder mode only);\n" +
@@ -78,17 +69,8 @@ func builderFamilies(t *testing.T) []string {
 	b.Update(status.Status{Deployed: &state.Deployment{Release: &state.Release{Built: time.Now()}}})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	all, err := metricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, f := range all {
+	for _, f := range scrapeFamilies(t, srv.URL) {
 		if name := strings.Fields(f)[0]; name == "avalanche_release_age_seconds" || name == "avalanche_substituted_bytes_total" {
 			out = append(out, f)
 		}
@@ -97,6 +79,21 @@ func builderFamilies(t *testing.T) []string {
 		t.Fatalf("builder-mode families = %q; want avalanche_release_age_seconds and avalanche_substituted_bytes_total", out)
 	}
 	return out
+}
+
+// scrapeFamilies reads url's exposition with metricFamilies.
+func scrapeFamilies(t *testing.T, url string) []string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fams, err := metricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
 }
 
 // metricFamilies reads the Prometheus text format and returns one line per

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Run is `avalanche-agent fleet [flags]`: it reads the inventory (or
@@ -55,7 +57,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *watch {
 		ctx, cancel := context.WithTimeout(ctx, *limit)
 		defer cancel()
-		rows, err := Watch(ctx, stdout, hosts, o, WatchOptions{Every: *every, Clear: isTerminal(stdout)})
+		f, isFile := stdout.(*os.File)
+		clear := isFile && term.IsTerminal(int(f.Fd()))
+		rows, err := Watch(ctx, stdout, hosts, o, WatchOptions{Every: *every, Clear: clear})
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("fleet: not every host has %s after %v", o.MainCommit, *limit)
 		}
@@ -93,15 +97,4 @@ func writeJSON(w io.Writer, rows []Row) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
-}
-
-// isTerminal reports whether w is a character device (a terminal), where
-// --watch redraws in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

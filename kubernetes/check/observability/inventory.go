@@ -10,15 +10,12 @@
 package observability
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strings"
+
+	"github.com/avalanche-fleet/avalanche/kubernetes/check"
 )
 
 // Host is one machine of nixos/lib/inventory.nix.
@@ -46,30 +43,18 @@ in {
   hosts = builtins.attrValues (builtins.mapAttrs (name: h: {
     inherit name; inherit (h) system hardware roles;
   }) inv);
-  metricsListen = global.services.avalanche-agent.metricsListen;
+  metricsListen = global.services.avalanche-agent.metricsListen or null;
 }`
 
 // ReadFleet evaluates the inventory and the global profile of repoRoot
 // with nix-instantiate (no nixpkgs needed). Hosts come sorted by name.
 func ReadFleet(ctx context.Context, repoRoot string) (Fleet, error) {
-	abs, err := filepath.Abs(repoRoot)
-	if err != nil {
-		return Fleet{}, err
-	}
-	args := []string{"--eval", "--strict", "--json", "--argstr", "root", abs, "--expr", fleetExpr}
-	cmd := exec.CommandContext(ctx, "nix-instantiate", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return Fleet{}, fmt.Errorf("nix-instantiate --eval (inventory, global profile): %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
 	var raw struct {
 		Hosts         []Host  `json:"hosts"`
 		MetricsListen *string `json:"metricsListen"`
 	}
-	if err := json.Unmarshal(out, &raw); err != nil {
-		return Fleet{}, fmt.Errorf("decoding nix-instantiate output: %w", err)
+	if err := check.EvalNix(ctx, repoRoot, fleetExpr, "inventory, global profile", &raw); err != nil {
+		return Fleet{}, err
 	}
 	if raw.MetricsListen == nil {
 		return Fleet{}, fmt.Errorf("nixos/profiles/global.nix sets no services.avalanche-agent.metricsListen: the agents serve no metrics to scrape")

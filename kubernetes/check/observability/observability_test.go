@@ -211,3 +211,22 @@ func TestTargetsNeedAnAddress(t *testing.T) {
 		t.Errorf("Targets with a host outside the zone = %v; want an error naming it", err)
 	}
 }
+
+// TestReadFleetErrors: agents that serve no metrics, or a listen address
+// without a port, are said plainly rather than scraped nowhere.
+func TestReadFleetErrors(t *testing.T) {
+	for _, tc := range []struct{ global, want string }{
+		{`{ ... }: { services.avalanche-agent = { }; }`, "sets no services.avalanche-agent.metricsListen"},
+		{`{ ... }: { services.avalanche-agent.metricsListen = "localhost"; }`, `metricsListen "localhost" is not host:port`},
+	} {
+		root := t.TempDir()
+		for name, body := range map[string]string{"nixos/lib/inventory.nix": `{ eagle = { system = "aarch64-linux"; hardware = "rpi4"; roles = [ ]; }; }`,
+			"nixos/profiles/global.nix": tc.global} {
+			os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
+			os.WriteFile(filepath.Join(root, name), []byte(body), 0o644)
+		}
+		if _, err := ReadFleet(context.Background(), root); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ReadFleet(global.nix %s) = %v; want an error containing %q", tc.global, err, tc.want)
+		}
+	}
+}
