@@ -31,7 +31,7 @@ type world struct {
 	commits []string
 }
 
-func newWorld(t *testing.T, commits int) *world {
+func newWorld(t testing.TB, commits int) *world {
 	t.Helper()
 	repo := gittest.NewRepo(t)
 	w := &world{}
