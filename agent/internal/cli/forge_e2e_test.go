@@ -221,3 +221,16 @@ func TestBuilderStatuses(t *testing.T) {
 		t.Errorf("builder statuses (-want +got):\n%s", diff)
 	}
 }
+
+// TestRedactForge: the forge's error in status never shows the token file.
+func TestRedactForge(t *testing.T) {
+	c := &config.Config{Report: config.Report{Forge: config.Forge{TokenFile: "/run/secrets/forge-token"}}}
+	msg := "reading report.forge.tokenFile: token refused: open /run/secrets/forge-token: permission denied"
+	s := Redact(status.Status{Forge: &status.Forge{Error: msg}}, c)
+	if strings.Contains(s.Forge.Error, "/run/secrets/forge-token") || !strings.Contains(s.Forge.Error, "permission denied") {
+		t.Errorf("Redact(forge error) = %q; want the path redacted, the cause kept", s.Forge.Error)
+	}
+	if r := redactor(c)("rolled back: open /run/secrets/forge-token"); strings.Contains(r, "forge-token") {
+		t.Errorf("redactor (used for forge descriptions) = %q; want the path redacted", r)
+	}
+}
