@@ -91,6 +91,19 @@ func TestRenderedConfigPassesCheckConfig(t *testing.T) {
 			}`,
 		},
 		{
+			name: "forge commit statuses",
+			options: `{
+				hostname = "raccoon00";
+				repository = { url = "forgejo@eagle.internal:fleet/avalanche.git"; sshKeyFile = "/etc/ssh/ssh_host_ed25519_key"; knownHostsFile = "/etc/ssh/known_hosts"; };
+				report.forge = { url = "https://git.internal"; tokenFile = "/run/secrets/forge-token"; };
+			}`,
+		},
+		{
+			name:    "forge reporting without a token is refused by the agent",
+			options: `{ hostname = "eagle"; repository.url = "https://git.internal/x.git"; report.forge.url = "https://git.internal"; }`,
+			wantErr: "report.forge.tokenFile is required",
+		},
+		{
 			name:    "token over plain http is refused by the agent",
 			options: `{ hostname = "eagle"; repository = { url = "http://git.internal/x.git"; tokenFile = "/run/secrets/t"; }; }`,
 			wantErr: "plain http",

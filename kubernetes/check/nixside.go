@@ -63,23 +63,31 @@ in {
 // ReadNixSide evaluates the NixOS files of repoRoot that the cluster
 // depends on.
 func ReadNixSide(ctx context.Context, repoRoot string) (NixSide, error) {
+	var n NixSide
+	err := EvalNix(ctx, repoRoot, nixExpr, "step-ca, knot zone, k3s flags", &n)
+	return n, err
+}
+
+// EvalNix evaluates expr, a function of { root } (the absolute path of
+// repoRoot), with nix-instantiate and decodes its JSON into v; what names
+// what is read, for errors.
+func EvalNix(ctx context.Context, repoRoot, expr, what string, v any) error {
 	abs, err := filepath.Abs(repoRoot)
 	if err != nil {
-		return NixSide{}, err
+		return err
 	}
-	args := []string{"--eval", "--strict", "--json", "--argstr", "root", abs, "--expr", nixExpr}
+	args := []string{"--eval", "--strict", "--json", "--argstr", "root", abs, "--expr", expr}
 	cmd := exec.CommandContext(ctx, "nix-instantiate", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return NixSide{}, fmt.Errorf("nix-instantiate --eval (step-ca, knot zone, k3s flags): %w: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("nix-instantiate --eval (%s): %w: %s", what, err, strings.TrimSpace(stderr.String()))
 	}
-	var n NixSide
-	if err := json.Unmarshal(out, &n); err != nil {
-		return NixSide{}, fmt.Errorf("decoding nix-instantiate output: %w", err)
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("decoding nix-instantiate output (%s): %w", what, err)
 	}
-	return n, nil
+	return nil
 }
 
 // LBProvider says what gives LoadBalancer Services an address: k3s's own

@@ -62,6 +62,11 @@
     wanInterface = null;
     interval = "5m";
   };
+  report.forge = {
+    url = null; # null: no commit statuses
+    tokenFile = null;
+    repository = null; # null: owner/name from repository.url
+  };
   metricsListen = null;
   statusListen = null;
   logLevel = "info";

@@ -177,6 +177,19 @@ in
       interval = opt duration d.homeIP.interval "How often the public IP is checked.";
     };
 
+    report.forge = {
+      url = opt (types.nullOr types.str) d.report.forge.url ''
+        Base URL of the forge that shows each deployment as the commit status
+        avalanche/<hostname> (Forgejo or Gitea, e.g. "https://git.internal";
+        "https://github.com" for GitHub). Null disables forge reporting.
+      '';
+      tokenFile = opt secretPath d.report.forge.tokenFile "File with a forge token allowed to write commit statuses (Forgejo: scope write:repository).";
+      repository = opt (types.nullOr (types.strMatching "[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")) d.report.forge.repository ''
+        owner/name of the fleet repository on the forge. Null means the
+        owner/name that repository.url ends in.
+      '';
+    };
+
     metricsListen = opt (types.nullOr types.str) d.metricsListen "Prometheus listen address (e.g. \"127.0.0.1:9464\"); null disables metrics.";
 
     statusListen = opt (types.nullOr types.str) d.statusListen ''

@@ -74,6 +74,11 @@ let
       tokenFile = orEmpty o.homeIP.tokenFile;
       wanInterface = orEmpty o.homeIP.wanInterface;
     };
+    report.forge = {
+      url = orEmpty o.report.forge.url;
+      tokenFile = orEmpty o.report.forge.tokenFile;
+      repository = orEmpty o.report.forge.repository;
+    };
     metrics.listen = orEmpty o.metricsListen;
     statusListen = orEmpty o.statusListen;
     log.level = o.logLevel;

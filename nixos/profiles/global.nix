@@ -25,6 +25,10 @@ in
     };
     # Read-only status for `avalanche-agent fleet`, reachable over the tailnet only.
     statusListen = lib.mkDefault "0.0.0.0:9123";
+    # Metrics for the cluster's Prometheus, which scrapes every host of the
+    # inventory here (kubernetes/base/infra/observability/fleet-scrape.yaml,
+    # generated): from the home LAN and k3s's pod network, and the tailnet.
+    metricsListen = lib.mkDefault "0.0.0.0:9464";
     # Only commits signed by an operator are deployed; hosts in builder mode
     # take releases signed by the release builder (lib/signers.nix).
     verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (import ../lib/signers.nix)}";
@@ -63,7 +67,17 @@ in
   };
 
   services.tailscale.enable = true;
-  networking.firewall.interfaces.tailscale0.allowedTCPPorts = [ 9123 ];
+  networking.firewall.interfaces.tailscale0.allowedTCPPorts = [
+    9123
+    9464
+  ];
+  # The agent's metrics, from the home LAN (10.0.0.0/24, see
+  # nixos/hosts/mysecrets/internal.zone) and from pods on this very node
+  # (k3s's cluster CIDR): never from a WAN interface.
+  networking.firewall.extraCommands = ''
+    iptables -A nixos-fw -p tcp --dport 9464 -s 10.0.0.0/24 -j nixos-fw-accept
+    iptables -A nixos-fw -p tcp --dport 9464 -s 10.42.0.0/16 -j nixos-fw-accept
+  '';
 
   users.users.root.openssh.authorizedKeys.keys = keys.admins;
   users.users.admin = {

@@ -1,4 +1,4 @@
-# A headless, always-on machine: metrics, automatic reboots in the night when
+# A headless, always-on machine: node metrics, automatic reboots in the night when
 # the kernel changed, no documentation or desktop bits.
 { lib, ... }:
 {
@@ -7,7 +7,6 @@
       enable = lib.mkDefault true;
       window = lib.mkDefault "03:00-05:00";
     };
-    metricsListen = lib.mkDefault "127.0.0.1:9464";
   };
 
   services.prometheus.exporters.node = {

@@ -132,6 +132,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		fmt.Fprintf(tw, "  exit node\tadvertised %s, approved %s, online %s%s\n", yes(e.Advertised), yes(e.Approved), yes(e.Online), errSuffix(e.Error))
 	}
 	writeBuilderRole(tw, s.Builder, now)
+	writeForge(tw, s.Forge, now)
 	lastErr := "none"
 	if s.LastError != "" {
 		lastErr = s.LastError

@@ -35,10 +35,11 @@ func cloudProgram() string {
 
 // wireExitNode makes every pass (and so every activation) end by running
 // `avalanche-cloud exit-node-ensure`, which keeps the host a logged-in,
-// advertised, approved Tailscale exit node; status shows its report.
-func wireExitNode(d *daemon.Daemon, c *config.Config) {
+// advertised, approved Tailscale exit node; the returned function adds
+// its report to status (nil when the role is off).
+func wireExitNode(d *daemon.Daemon, c *config.Config) func(*status.Status) {
 	if !c.ExitNode.Enable {
-		return
+		return nil
 	}
 	var mu sync.Mutex
 	last := &status.ExitNode{Error: "not checked yet"}
@@ -55,12 +56,12 @@ func wireExitNode(d *daemon.Daemon, c *config.Config) {
 		last = view
 		mu.Unlock()
 	}
-	d.SetStatusExtra(func(s *status.Status) {
+	return func(s *status.Status) {
 		mu.Lock()
 		defer mu.Unlock()
 		e := *last
 		s.ExitNode = &e
-	})
+	}
 }
 
 // ensureExitNode runs the exit-node role once and returns its report.

@@ -12,6 +12,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/fleet"
 	"github.com/avalanche-fleet/avalanche/agent/internal/logging"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
@@ -66,10 +67,11 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.SetBuilderMode(src, rel)
 	if exe, err := os.Executable(); err == nil {
 		d.SelfPath = exe
 	}
+	rep := wireForge(d, c)
+	d.SetBuilderMode(src, reportRelease(rel, rep))
 	d.OnReload = func(nc *config.Config) {
 		repo := NewRepo(nc)
 		src, rel, err := BuilderMode(nc, nix, repo)
@@ -78,9 +80,19 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 			return
 		}
 		d.Git = repo
-		d.SetBuilderMode(src, rel)
+		d.SetBuilderMode(src, reportRelease(rel, rep))
 	}
-	wireExitNode(d, c)
+	extras := []func(*status.Status){wireExitNode(d, c)}
+	if rep != nil {
+		extras = append(extras, func(s *status.Status) { s.Forge = rep.Status() })
+	}
+	d.SetStatusExtra(func(s *status.Status) {
+		for _, add := range extras {
+			if add != nil {
+				add(s)
+			}
+		}
+	})
 	return d, nil
 }
 

@@ -88,18 +88,7 @@ func serveNetwork(ctx context.Context, muxes map[string]*http.ServeMux) error {
 // and token files and of the secrets directory, wherever an error message
 // mentions them, and the secrets generation names.
 func Redact(s status.Status, c *config.Config) status.Status {
-	paths := []string{c.Repository.TokenFile, c.Repository.SSHKeyFile, c.Secrets.Dir, c.ExitNode.AuthKeyFile,
-		c.ExitNode.APIKeyFile, c.HomeIP.TokenFile, c.Webhook.SecretFile, c.RuntimeDir,
-		c.Builder.SigningKeyFile, c.Builder.ReleaseKeyFile}
-	paths = append(append(paths, c.Secrets.AgeKeyFiles...), c.Secrets.SSHKeyPaths...)
-	clean := func(msg string) string {
-		for _, p := range paths {
-			if p != "" {
-				msg = strings.ReplaceAll(msg, p, "<redacted>")
-			}
-		}
-		return msg
-	}
+	clean := redactor(c)
 	s.LastError = clean(s.LastError)
 	if s.Failure != nil {
 		f := *s.Failure
@@ -127,8 +116,30 @@ func Redact(s status.Status, c *config.Config) status.Status {
 		e.Error = clean(e.Error)
 		s.ExitNode = &e
 	}
+	if s.Forge != nil {
+		f := *s.Forge
+		f.Error = clean(f.Error)
+		s.Forge = &f
+	}
 	redactBuilder(&s, clean)
 	return s
+}
+
+// redactor returns a function that replaces in a message every path that
+// must not leave the host: key and token files, the secrets directory.
+func redactor(c *config.Config) func(string) string {
+	paths := []string{c.Repository.TokenFile, c.Repository.SSHKeyFile, c.Secrets.Dir, c.ExitNode.AuthKeyFile,
+		c.ExitNode.APIKeyFile, c.HomeIP.TokenFile, c.Webhook.SecretFile, c.RuntimeDir,
+		c.Builder.SigningKeyFile, c.Builder.ReleaseKeyFile, c.Report.Forge.TokenFile}
+	paths = append(append(paths, c.Secrets.AgeKeyFiles...), c.Secrets.SSHKeyPaths...)
+	return func(msg string) string {
+		for _, p := range paths {
+			if p != "" {
+				msg = strings.ReplaceAll(msg, p, "<redacted>")
+			}
+		}
+		return msg
+	}
 }
 
 // redactBuilder cleans the builder-mode parts of a status.

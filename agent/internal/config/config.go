@@ -46,6 +46,7 @@ type Config struct {
 	Webhook      Webhook    `json:"webhook"`
 	Log          Log        `json:"log"`
 	Builder      Builder    `json:"builder"`
+	Report       Report     `json:"report"`
 	Path         string     `json:"-"` // file the config was loaded from
 }
 

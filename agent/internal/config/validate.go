@@ -49,6 +49,7 @@ func (c *Config) setDefaults() {
 	defD(&c.HomeIP.Interval, 5*time.Minute)
 	def(&c.Log.Level, "info")
 	c.setBuilderDefaults()
+	c.setReportDefaults()
 }
 
 func def(s *string, v string) {
@@ -99,6 +100,7 @@ func (c *Config) problems() []error {
 	errs = append(errs, c.Deploy.validate()...)
 	errs = append(errs, c.Secrets.validate()...)
 	errs = append(errs, c.validateBuilder()...)
+	errs = append(errs, c.Report.Forge.validate(c.Repository.URL)...)
 	if c.ExitNode.Enable && c.ExitNode.AuthKeyFile == "" {
 		bad("exitNode.enable needs exitNode.authKeyFile")
 	}
@@ -295,9 +297,15 @@ func (r Repository) validateTokenTransport() error {
 			"use an https URL (only for a forge on this machine: repository.allowInsecureHTTP = true with a loopback host)", shown)
 	}
 	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); !strings.EqualFold(host, "localhost") && (err != nil || !ip.IsLoopback()) {
+	if !loopback(host) {
 		return fmt.Errorf("repository.allowInsecureHTTP only covers a loopback host (localhost, 127.0.0.0/8, ::1), "+
 			"not repository.url's host %q: use an https URL", host)
 	}
 	return nil
+}
+
+// loopback reports whether host is localhost or a loopback address.
+func loopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return strings.EqualFold(host, "localhost") || (err == nil && ip.IsLoopback())
 }

@@ -119,6 +119,9 @@ type Hooks struct {
 	// Deployment is called when a deployment starts (Result "pending")
 	// and when it ends, once each (forge commit statuses).
 	Deployment func(ev DeploymentEvent)
+	// Background runs in its own goroutine from before the first pass
+	// until ctx ends (the forge reporter's sender); Run waits for it.
+	Background func(ctx context.Context)
 }
 
 // DeploymentEvent is a deployment starting or ending.
@@ -167,6 +170,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { errc <- api.Serve(ctx, ln) }()
 	d.Notify.StartWatchdog(ctx)
 	go d.watch(ctx)
+	bg := make(chan struct{})
+	go func() {
+		defer close(bg)
+		if d.Hooks.Background != nil {
+			d.Hooks.Background(ctx)
+		}
+	}()
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
 	d.installCurrentSecrets(ctx)
@@ -174,6 +184,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.loop(ctx)
 	d.Notify.Stopping()
 	cancel()
+	<-bg
 	if err := <-errc; err != nil {
 		return err
 	}

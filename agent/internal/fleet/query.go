@@ -62,6 +62,9 @@ type Row struct {
 	Builder string `json:"builder,omitempty"`
 	// Err says why the status could not be read ("" when Reachable).
 	Err string `json:"error,omitempty"`
+	// Refused lists the commits the host will not deploy again: they
+	// failed or rolled back there.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // Query asks every host for its status at once, each within o.Timeout. Every
@@ -144,6 +147,9 @@ func queryHost(ctx context.Context, h Host, o Options) (Row, *status.Builder) {
 	row.RebootNeeded = s.RebootNeeded
 	if s.Deployed != nil {
 		row.Commit = s.Deployed.Commit
+	}
+	for _, b := range s.Refused {
+		row.Refused = append(row.Refused, b.Commit)
 	}
 	return row, s.Builder
 }

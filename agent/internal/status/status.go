@@ -55,6 +55,8 @@ type Status struct {
 	Waiting *Wait `json:"waiting,omitempty"`
 	// Builder is the builder role's progress, on a host with builder.enable.
 	Builder *Builder `json:"builder,omitempty"`
+	// Forge is the commit-status reporter's view (report.forge only).
+	Forge *Forge `json:"forge,omitempty"`
 }
 
 // Flight is a deployment in progress: which step it is at.
@@ -94,6 +96,26 @@ type ExitNode struct {
 	Online     bool     `json:"online"`
 	Repaired   []string `json:"repaired,omitempty"`
 	Error      string   `json:"error,omitempty"`
+}
+
+// Forge says whether this host's commit statuses reach the forge.
+type Forge struct {
+	// URL and Repository say where statuses go (no credentials).
+	URL        string `json:"url"`
+	Repository string `json:"repository"`
+	// Queued counts statuses waiting to be sent.
+	Queued int `json:"queued"`
+	// LastSent is when the forge last accepted a status.
+	LastSent time.Time `json:"lastSent,omitzero"`
+	// Error is why the last attempt failed; empty once one succeeds.
+	Error string `json:"error,omitempty"`
+	// FailingSince is the first failed attempt since the last success.
+	FailingSince time.Time `json:"failingSince,omitzero"`
+	// NextAttempt is when the queue is tried again after a failure.
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// Dropped counts statuses given up since the agent started: refused
+	// by the forge as they are, or pushed out of a full queue.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // SyncResult answers a sync request that waited for its pass.

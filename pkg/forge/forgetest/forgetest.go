@@ -1,0 +1,268 @@
+// Package forgetest is a Forgejo commit-status endpoint for tests, faithful
+// to Forgejo's API (routers/api/v1/repo/status.go and its swagger):
+// POST /api/v1/repos/{owner}/{repo}/statuses/{sha} with a JSON
+// CreateStatusOption, authenticated by "Authorization: token …" (or
+// "Bearer …"); 201 with the created CommitStatus; 401 for a missing or
+// wrong token, 403 for a token without the write:repository scope, 404
+// for an unknown repository or commit, 422 for an invalid body, 405 for
+// another method. Commits are looked up in a real git repository. Tests can
+// make it answer 5xx, or stop listening and come back on the same address.
+package forgetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/forge"
+)
+
+// Received is a status the server accepted (201).
+type Received struct {
+	SHA    string
+	Status forge.Status
+	// Scheme is how the token came: "token" or "Bearer".
+	Scheme string
+	Time   time.Time
+}
+
+// Server is a fake Forgejo. Its methods are safe for concurrent use.
+type Server struct {
+	// URL is the forge's base URL (the API is under URL/api/v1).
+	URL string
+	// Repository is the owner/name it knows.
+	Repository string
+
+	token, readOnlyToken string
+	gitDir               string
+	addr                 string
+
+	mu       sync.Mutex
+	srv      *httptest.Server
+	received []Received
+	attempts int
+	failures []failure // answers to give next, in order
+}
+
+// failure is an injected answer, for any request or for one state only.
+type failure struct {
+	code  int
+	state forge.State // "": any request
+}
+
+// Start serves repository (owner/name) whose commits live in the git
+// repository gitDir, accepting token. It stops when t ends.
+func Start(t testing.TB, repository, gitDir, token string) *Server {
+	t.Helper()
+	s := &Server{Repository: repository, gitDir: gitDir, token: token, readOnlyToken: "read-only-" + token}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	s.URL = "http://" + s.addr
+	s.serve(ln)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) serve(ln net.Listener) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+}
+
+// ReadOnlyToken is a valid token without the write:repository scope.
+func (s *Server) ReadOnlyToken() string { return s.readOnlyToken }
+
+// Stop closes the listener: the forge is unreachable (connection refused).
+func (s *Server) Stop() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.CloseClientConnections()
+		srv.Close()
+	}
+}
+
+// Restart listens again on the same address after Stop.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", s.addr, err)
+	}
+	s.serve(ln)
+}
+
+// Fail makes the next requests, one per code, answer these status codes
+// (say 500, 502, 503) with Forgejo's JSON error body, before any check.
+// Every request counts in Attempts.
+func (s *Server) Fail(codes ...int) { s.FailState("", codes...) }
+
+// FailState is Fail for the requests that set state only: the others are
+// answered as usual, and keep nothing from the list.
+func (s *Server) FailState(state forge.State, codes ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range codes {
+		s.failures = append(s.failures, failure{code: c, state: state})
+	}
+}
+
+// injected takes the next injected answer that applies to a request
+// setting state, 0 if none.
+func (s *Server) injected(state forge.State) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	for i, f := range s.failures {
+		if f.state == "" || f.state == state {
+			s.failures = append(s.failures[:i], s.failures[i+1:]...)
+			return f.code
+		}
+	}
+	return 0
+}
+
+// Received returns the statuses accepted so far, in order.
+func (s *Server) Received() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.received...)
+}
+
+// Attempts counts every request, answered 201 or not.
+func (s *Server) Attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+// Wait returns the accepted statuses once there are at least n, failing t
+// after timeout.
+func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Received {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := s.Received()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forge received %d statuses within %v; want %d: %v", len(got), timeout, n, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var peek forge.Status
+	json.Unmarshal(body, &peek)
+	if code := s.injected(peek.State); code != 0 {
+		s.apiError(w, code, "injected failure")
+		return
+	}
+	owner, repo, sha, ok := statusRoute(r.URL.Path)
+	switch {
+	case !ok:
+		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", "GET, POST")
+		s.apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+	default:
+		s.create(w, r, owner+"/"+repo, sha)
+	}
+}
+
+// statusRoute matches /api/v1/repos/{owner}/{repo}/statuses/{sha}.
+func statusRoute(path string) (owner, repo, sha string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/repos/"), "/")
+	if !strings.HasPrefix(path, "/api/v1/repos/") || len(parts) != 4 || parts[2] != "statuses" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[3], parts[0] != "" && parts[1] != "" && parts[3] != ""
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, repo, sha string) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if scheme != "token" && scheme != "Bearer" {
+		token = ""
+	}
+	switch {
+	case token != s.token && token != s.readOnlyToken:
+		s.apiError(w, http.StatusUnauthorized, "user does not exist [uid: 0, name: ]")
+		return
+	case token == s.readOnlyToken:
+		s.apiError(w, http.StatusForbidden, "token does not have at least one of required scope(s): [write:repository]")
+		return
+	case !strings.EqualFold(repo, s.Repository):
+		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
+		return
+	}
+	var opt forge.Status
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		s.apiError(w, http.StatusUnprocessableEntity, "request body must be JSON")
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&opt); err != nil {
+		s.apiError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	if !opt.State.Valid() && opt.State != "warning" {
+		s.apiError(w, http.StatusUnprocessableEntity, fmt.Sprintf("invalid state %q", opt.State))
+		return
+	}
+	if !s.hasCommit(sha) {
+		s.apiError(w, http.StatusNotFound, "sha "+sha+" not found")
+		return
+	}
+	s.accept(w, Received{SHA: sha, Status: opt, Scheme: scheme})
+}
+
+// hasCommit asks git, as Forgejo's GetCommit does.
+func (s *Server) hasCommit(sha string) bool {
+	return exec.Command("git", "-C", s.gitDir, "cat-file", "-e", sha+"^{commit}").Run() == nil
+}
+
+func (s *Server) accept(w http.ResponseWriter, rec Received) {
+	now := time.Now().UTC()
+	rec.Time = now
+	sha, opt := rec.SHA, rec.Status
+	s.mu.Lock()
+	s.received = append(s.received, rec)
+	id := len(s.received)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": id, "status": opt.State, "target_url": opt.TargetURL, "description": opt.Description,
+		"url":     s.URL + "/api/v1/repos/" + s.Repository + "/statuses/" + sha,
+		"context": opt.Context, "creator": map[string]any{"id": 1, "login": "avalanche"},
+		"created_at": now.Format(time.RFC3339), "updated_at": now.Format(time.RFC3339),
+	})
+}
+
+// apiError answers like Forgejo's APIContext.Error: JSON with message and url.
+func (s *Server) apiError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"message": msg, "url": s.URL + "/api/swagger"})
+}
