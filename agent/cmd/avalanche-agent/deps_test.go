@@ -18,12 +18,15 @@ func deps(t *testing.T, target string) []string {
 
 // TestDaemonDeps keeps what the resident daemon links small: sops and the
 // cloud KMS SDKs live in avalanche-decrypt, the Tailscale and Hetzner
-// clients in avalanche-cloud, Kubernetes in kubernetes/check.
+// clients in avalanche-cloud, Kubernetes in kubernetes/check, and the
+// metrics need no Prometheus client.
 func TestDaemonDeps(t *testing.T) {
 	banned := []string{"github.com/getsops/sops", "k8s.io/", "sigs.k8s.io/", "cloud.google.com/",
 		"github.com/aws/", "github.com/Azure/", "github.com/hashicorp/vault", "tailscale.com/tsnet",
 		"tailscale.com/", "github.com/hetznercloud/", "github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest",
-		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest"}
+		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest",
+		// The metrics are written without protobuf (1.5 MB of arm64 binary).
+		"github.com/prometheus/", "google.golang.org/protobuf"}
 	banned = append(banned, "testing")
 	for _, d := range deps(t, ".") {
 		for _, b := range banned {
