@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -48,11 +46,7 @@ func TestExpositionShape(t *testing.T) {
 		ExitNode:     &status.ExitNode{Advertised: true, Online: true},
 	})
 	body := fetchExposition(t, m)
-	// The whole text must parse as the Prometheus text format.
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	if _, err := parser.TextToMetricFamilies(bytes.NewReader(body)); err != nil {
-		t.Fatalf("parsing exposition: %v\n%s", err, body)
-	}
+	parse(t, body) // the whole text must parse as the Prometheus text format
 	got := shape(t, body)
 	golden := filepath.Join("testdata", "exposition.golden")
 	if *update {
