@@ -45,7 +45,7 @@ func openLocal(dir string) (*local, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(objectCacheSize))
+	st := filesystem.NewStorage(bufferedIdx{osfs.New(dir)}, cache.NewObjectLRU(objectCacheSize))
 	repo, err := git.Open(st, nil)
 	if err != nil {
 		st.Close()
