@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -39,8 +40,8 @@ type Remote struct {
 	KnownHostsFile string
 }
 
-// Repo is a bare local copy of selected branches of a Remote. A Repo must
-// not be used by two Fetch calls at once.
+// Repo is a bare local copy of selected branches of a Remote. Its methods
+// may be called from several goroutines; Fetch calls run one at a time.
 type Repo struct {
 	// Dir is the bare repository path; its parent must be writable.
 	Dir    string
@@ -50,6 +51,9 @@ type Repo struct {
 	Branches []string
 	// Timeout bounds a whole Fetch; zero means DefaultTimeout.
 	Timeout time.Duration
+
+	mu    sync.Mutex   // serialises Fetch
+	known *fingerprint // the copy the last Fetch checked; nil: check again
 }
 
 // FetchResult describes the local state after a Fetch.
@@ -67,31 +71,55 @@ type FetchResult struct {
 // Fetch brings the tracked branches of the local copy in line with the
 // remote. Branches are force-updated, so a force-push is visible; callers
 // refuse it with IsAncestor.
+//
+// A poll that finds the remote where the copy already is, and the copy as
+// the last Fetch checked it (no file replaced, rewritten, added or removed
+// since), reads nothing from the disk: it only stats the files the check
+// read.
 func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	if len(r.Branches) == 0 {
 		return FetchResult{}, errors.New("fetching: no branches configured")
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	s, remote, err := r.advertise(ctx)
 	if err != nil {
 		return FetchResult{}, err
 	}
+	if r.known.still(r, remote) {
+		return FetchResult{Heads: hexHeads(remote)}, nil
+	}
+	r.known = nil
 	if err := removeStale(r.Dir); err != nil {
 		return FetchResult{}, err
 	}
-	l, err := openLocal(r.Dir)
-	if err == nil {
-		err = l.check(r.Dir, r.Branches)
-		if err != nil {
-			l.Close()
-		}
-	}
+	started := time.Now()
+	l, got, err := openChecked(r.Dir, r.Branches)
 	if err != nil {
 		return r.reclone(ctx, s, remote)
 	}
 	defer l.Close()
-	return r.update(ctx, s, l, remote)
+	res, err := r.update(ctx, s, l, remote)
+	if err == nil && !res.Changed {
+		r.known = takeFingerprint(r.Dir, r.Branches, remote, got.packs, got.objects, started)
+	}
+	return res, err
+}
+
+// openChecked opens the copy in dir and checks it.
+func openChecked(dir string, branches []string) (*local, checked, error) {
+	l, err := openLocal(dir)
+	if err != nil {
+		return nil, checked{}, err
+	}
+	got, err := l.check(dir, branches)
+	if err != nil {
+		l.Close()
+		return nil, checked{}, err
+	}
+	return l, got, nil
 }
 
 // update fetches into an existing healthy copy, unless it is up to date.
