@@ -11,13 +11,9 @@ import (
 
 // IsAncestor reports whether ancestor is reachable from commit by
 // following parents; a commit counts as its own ancestor. The walk stops
-// as soon as ancestor is found and checks ctx as it goes.
+// as soon as ancestor is found and checks ctx as it goes. Answers are
+// remembered: they cannot change.
 func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, error) {
-	l, err := openLocal(r.Dir)
-	if err != nil {
-		return false, fmt.Errorf("opening %s: %w", r.Dir, err)
-	}
-	defer l.Close()
 	want, err := parseHash(ancestor)
 	if err != nil {
 		return false, err
@@ -29,10 +25,26 @@ func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, e
 	if want == start {
 		return true, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if found, ok := r.memo.ancestor(want, start); ok {
+		return found, nil
+	}
+	l, err := openLocal(r.Dir)
+	if err != nil {
+		return false, fmt.Errorf("opening %s: %w", r.Dir, err)
+	}
+	defer l.Close()
 	if _, err := l.repo.CommitObject(want); err != nil {
 		return false, fmt.Errorf("reading commit %s: %w", want, err)
 	}
-	return l.reaches(ctx, start, want)
+	found, err := l.reaches(ctx, start, want)
+	if err != nil {
+		return false, err
+	}
+	r.memo.rememberAncestor(want, start, found)
+	return found, nil
 }
 
 // reaches walks the history of start breadth-first looking for want.

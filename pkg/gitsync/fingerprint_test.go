@@ -136,6 +136,47 @@ func olderCopy(t *testing.T, f *fixture, commit string) string {
 	return aside
 }
 
+// TestAnswersRemembered shows that IsAncestor and VerifyCommit answer a
+// question they answered before without the repository, and that a
+// verdict is forgotten when a key file changes.
+func TestAnswersRemembered(t *testing.T) {
+	gittest.Require(t, "ssh-keygen")
+	trustSoon(t)
+	f, first := newFixture(t)
+	aliceKey, alicePub := gittest.NewSSHKey(t, t.TempDir(), "alice")
+	signed := f.work.CommitSSHSigned(t, map[string]string{"a": "1"}, "alice signs", aliceKey)
+	f.push(t)
+	r := newRepo(t, Remote{URL: f.bare})
+	mustFetch(t, r)
+	allowed := writeTemp(t, "allowed_signers", gittest.AllowedSigner("alice@fleet", alicePub)+"\n")
+	signers := Signers{AllowedSignersFile: allowed}
+	time.Sleep(2 * racyWindow)
+	ctx := context.Background()
+	ask := func(when string, wantSigner string, wantErr error) {
+		t.Helper()
+		if ok, err := r.IsAncestor(ctx, first, signed); !ok || err != nil {
+			t.Errorf("%s: IsAncestor(first, signed) = %v, %v; want true", when, ok, err)
+		}
+		if ok, err := r.IsAncestor(ctx, signed, first); ok || err != nil {
+			t.Errorf("%s: IsAncestor(signed, first) = %v, %v; want false", when, ok, err)
+		}
+		got, err := r.VerifyCommit(ctx, signed, signers)
+		if got != wantSigner || !errors.Is(err, wantErr) || (wantErr == nil) != (err == nil) {
+			t.Errorf("%s: VerifyCommit = %q, %v; want %q, %v", when, got, err, wantSigner, wantErr)
+		}
+	}
+	ask("first", "alice@fleet", nil)
+	if err := os.RemoveAll(r.Dir); err != nil {
+		t.Fatal(err)
+	}
+	ask("without the repository", "alice@fleet", nil)
+
+	mustFetch(t, r)
+	writeFile(t, allowed, "# alice left\n")
+	time.Sleep(2 * racyWindow)
+	ask("after alice was removed from the allowed signers", "", ErrBadSignature)
+}
+
 // Environment of the child process of TestUnchangedPollOpensNoFile.
 const (
 	pollsDirEnv = "GITSYNC_TEST_POLLS_DIR"

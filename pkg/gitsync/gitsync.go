@@ -54,6 +54,7 @@ type Repo struct {
 
 	mu    sync.Mutex   // serialises Fetch
 	known *fingerprint // the copy the last Fetch checked; nil: check again
+	memo  memo         // answers that cannot change
 }
 
 // FetchResult describes the local state after a Fetch.
