@@ -86,29 +86,42 @@ func corruptions(tip string) []corruption {
 	}
 }
 
+// TestFetchReclonesCorruptRepo damages the copy right after a Fetch, and
+// after a poll that checked it and trusts it (its next unchanged poll only
+// stats files): either way the next Fetch must see it and clone anew.
 func TestFetchReclonesCorruptRepo(t *testing.T) {
+	trustSoon(t)
 	f, _ := newFixture(t)
 	gittest.GenerateHistory(t, f.bare, "main", 20, 5, 2000)
 	tip := f.work.Git(t, "--git-dir", f.bare, "rev-parse", "main")
 	for _, tc := range corruptions(tip) {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRepo(t, Remote{URL: f.bare})
-			mustFetch(t, r)
-			if tc.prepare != nil {
-				tc.prepare(t, r.Dir)
+		for _, trusted := range []bool{false, true} {
+			name := tc.name
+			if trusted {
+				name += " of a trusted copy"
 			}
-			tc.corrupt(t, r.Dir)
+			t.Run(name, func(t *testing.T) {
+				r := newRepo(t, Remote{URL: f.bare})
+				mustFetch(t, r)
+				if tc.prepare != nil {
+					tc.prepare(t, r.Dir)
+				}
+				if trusted {
+					settle(t, r)
+				}
+				tc.corrupt(t, r.Dir)
 
-			res := mustFetch(t, r)
-			if !res.Recloned || !res.Changed {
-				t.Errorf("Fetch after corruption = %+v; want Recloned and Changed", res)
-			}
-			wantHeads(t, res, map[string]string{"main": tip})
-			if res := mustFetch(t, r); res.Changed || res.Recloned {
-				t.Errorf("Fetch after re-clone = %+v; want nothing changed", res)
-			}
-			assertNoTempDirs(t, r.Dir)
-		})
+				res := mustFetch(t, r)
+				if !res.Recloned || !res.Changed {
+					t.Errorf("Fetch after corruption = %+v; want Recloned and Changed", res)
+				}
+				wantHeads(t, res, map[string]string{"main": tip})
+				if res := mustFetch(t, r); res.Changed || res.Recloned {
+					t.Errorf("Fetch after re-clone = %+v; want nothing changed", res)
+				}
+				assertNoTempDirs(t, r.Dir)
+			})
+		}
 	}
 }
 

@@ -37,33 +37,6 @@ func settle(t *testing.T, r *Repo) {
 	}
 }
 
-// TestFetchNoticesCorruptionOfTrustedCopy damages a copy that the last
-// poll checked and trusts: the next poll must still see it and clone anew.
-func TestFetchNoticesCorruptionOfTrustedCopy(t *testing.T) {
-	trustSoon(t)
-	f, _ := newFixture(t)
-	gittest.GenerateHistory(t, f.bare, "main", 20, 5, 2000)
-	tip := f.work.Git(t, "--git-dir", f.bare, "rev-parse", "main")
-	for _, tc := range corruptions(tip) {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRepo(t, Remote{URL: f.bare})
-			mustFetch(t, r)
-			if tc.prepare != nil {
-				tc.prepare(t, r.Dir)
-			}
-			settle(t, r)
-			tc.corrupt(t, r.Dir)
-
-			res := mustFetch(t, r)
-			if !res.Recloned || !res.Changed {
-				t.Errorf("Fetch after corrupting a trusted copy = %+v; want Recloned and Changed", res)
-			}
-			wantHeads(t, res, map[string]string{"main": tip})
-			assertNoTempDirs(t, r.Dir)
-		})
-	}
-}
-
 // TestFetchNoticesRewriteOfTrustedCopy changes a trusted copy in ways
 // that leave it a valid repository: the next poll must bring it back to
 // the remote's heads (or leave it alone when nothing it holds changed).
