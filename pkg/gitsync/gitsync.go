@@ -2,7 +2,9 @@
 // verifies commits before they are deployed.
 //
 // Fetch first asks the remote for its refs and writes nothing at all when
-// the tracked branches did not move, so polling does not wear out SD cards.
+// the tracked branches did not move, so polling does not wear out SD cards;
+// when, besides, the copy is the one the last Fetch checked (its files keep
+// their identity), it reads nothing either.
 // A missing or corrupt local copy is re-cloned into a sibling directory and
 // swapped into place, so a crash leaves either the old or the new copy.
 // The package never logs; errors wrap the sentinels below for errors.Is.
