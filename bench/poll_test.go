@@ -26,36 +26,55 @@ const (
 	childPollsN    = "AVALANCHE_BENCH_CHILD_POLLS_N"
 	childPollsDir  = "AVALANCHE_BENCH_CHILD_POLLS_DIR"
 	childPollsURL  = "AVALANCHE_BENCH_CHILD_POLLS_URL"
-	pollsWarmup    = 1000  // polls before the RSS baseline
 	pollsFootprint = 10000 // polls in the gitsync child
 	pollsLsRemote  = 300   // polls (processes) in the ls-remote child
 )
 
 // pollReport is what a polling child prints. CPU, Reads and Writes cover
-// the measured polls, the child's own and its reaped children's. Memory is
-// sampled after the warm-up and at the end, each time after a garbage
-// collection that also returns the free heap to the OS (the scavenger
-// otherwise does so at its own pace, and a single reading of VmRSS swings
-// by megabytes with it): VmRSS and RssAnon in KiB, the live heap and the
-// heap obtained from the OS in bytes.
+// the measured polls, the child's own and its reaped children's. Mem holds
+// a sample after every tenth of the polls.
 type pollReport struct {
-	Polls                int
-	CPU                  time.Duration
-	Reads, Writes        int64
-	RSSWarm, RSS         int64
-	AnonWarm, Anon       int64
-	HeapWarm, Heap       uint64
-	HeapSysWarm, HeapSys uint64
-	Threads              int64
+	Polls         int
+	CPU           time.Duration
+	Reads, Writes int64
+	Mem           []memSample
+	Threads       int64
 }
 
-// memory frees what it can and samples VmRSS, RssAnon (KiB), the live heap
-// and the heap obtained from the OS.
-func memory() (rss, anon int64, heap, heapSys uint64) {
+// memSample is taken after a garbage collection that also returns the
+// free heap to the OS (the scavenger otherwise does so at its own pace,
+// and VmRSS swings by megabytes with it): VmRSS and RssAnon in KiB, the
+// live heap and the heap obtained from the OS in bytes.
+type memSample struct {
+	RSS, Anon     int64
+	Heap, HeapSys uint64
+}
+
+func sampleMemory() memSample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return statusKiB("VmRSS"), statusKiB("RssAnon"), ms.HeapAlloc, ms.HeapSys
+	return memSample{RSS: statusKiB("VmRSS"), Anon: statusKiB("RssAnon"), Heap: ms.HeapAlloc, HeapSys: ms.HeapSys}
+}
+
+// drift is the mean of the last three samples of v minus the mean of the
+// first three, and the spread of all of them, in KiB per unit of v.
+func drift(samples []memSample, v func(memSample) float64, unit float64) (d, spread float64) {
+	if len(samples) < 6 {
+		return 0, 0
+	}
+	mean := func(s []memSample) float64 {
+		var sum float64
+		for _, m := range s {
+			sum += v(m)
+		}
+		return sum / float64(len(s)) * unit
+	}
+	lo, hi := v(samples[0]), v(samples[0])
+	for _, m := range samples {
+		lo, hi = min(lo, v(m)), max(hi, v(m))
+	}
+	return mean(samples[len(samples)-3:]) - mean(samples[:3]), (hi - lo) * unit
 }
 
 // selfSample reads this process's counters: CPU of itself and its reaped
@@ -98,20 +117,19 @@ func childPolls(mode string) int {
 		}
 	}
 	var rep pollReport
-	warm := min(pollsWarmup, n/10)
+	every := max(n/10, 1)
 	cpu0, r0, w0 := selfSample()
 	for i := range n {
 		if err := poll(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		if i+1 == warm {
-			rep.RSSWarm, rep.AnonWarm, rep.HeapWarm, rep.HeapSysWarm = memory()
+		if (i+1)%every == 0 {
+			rep.Mem = append(rep.Mem, sampleMemory())
 		}
 	}
 	cpu1, r1, w1 := selfSample()
 	rep.Polls, rep.CPU, rep.Reads, rep.Writes = n, cpu1-cpu0, r1-r0, w1-w0
-	rep.RSS, rep.Anon, rep.Heap, rep.HeapSys = memory()
 	b, _ := os.ReadFile("/proc/self/status")
 	for line := range strings.Lines(string(b)) {
 		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
@@ -143,8 +161,9 @@ func runPolls(tb testing.TB, mode, dir, url string, n int) pollReport {
 // testing branch, over smart HTTP, 500-commit repository) by gitsync in a
 // child process that polls 10,000 times back to back, against `git
 // ls-remote` of the same refs, the least a poll can ask (300 runs): CPU
-// per poll, read and write system calls per poll, and the drift of the
-// gitsync child's RSS and live heap from poll 1,000 to poll 10,000.
+// per poll, read and write system calls per poll, and how the gitsync
+// child's memory drifts from polls 1,000-3,000 to polls 8,000-10,000
+// (means of three samples each; spread: highest minus lowest sample).
 func BenchmarkPollFootprint(b *testing.B) {
 	srv := historyServer(b, 500)
 	dir := filepath.Join(b.TempDir(), "repo.git")
@@ -163,15 +182,30 @@ func BenchmarkPollFootprint(b *testing.B) {
 		b.ReportMetric(perPoll(g, float64(g.CPU.Microseconds())), "gitsync-CPU-µs/poll")
 		b.ReportMetric(perPoll(g, float64(g.Reads)), "gitsync-reads/poll")
 		b.ReportMetric(perPoll(g, float64(g.Writes)), "gitsync-writes/poll")
-		b.ReportMetric(float64(g.RSS-g.RSSWarm), "gitsync-RSS-drift-KiB")
-		b.ReportMetric(float64(g.Anon-g.AnonWarm), "gitsync-anonRSS-drift-KiB")
-		b.ReportMetric(float64(g.Anon), "gitsync-anonRSS-KiB")
-		b.ReportMetric((float64(g.Heap)-float64(g.HeapWarm))/1024, "gitsync-heap-drift-KiB")
-		b.ReportMetric((float64(g.HeapSys)-float64(g.HeapSysWarm))/1024, "gitsync-heapSys-drift-KiB")
+		reportDrift(b, g.Mem)
 		b.ReportMetric(float64(g.Threads), "gitsync-threads")
 		b.ReportMetric(perPoll(ls, float64(ls.CPU.Microseconds())), "ls-remote-CPU-µs/poll")
 		b.ReportMetric(perPoll(ls, float64(ls.Reads)), "ls-remote-reads/poll")
 		b.ReportMetric(perPoll(ls, float64(ls.Writes)), "ls-remote-writes/poll")
 		b.ReportMetric(perPoll(g, float64(g.CPU))/perPoll(ls, float64(ls.CPU)), "CPU-ratio")
 	}
+}
+
+// reportDrift reports how the memory samples of the gitsync child drift.
+func reportDrift(b *testing.B, mem []memSample) {
+	for _, m := range []struct {
+		name string
+		v    func(memSample) float64
+		unit float64
+	}{
+		{"RSS", func(m memSample) float64 { return float64(m.RSS) }, 1},
+		{"anonRSS", func(m memSample) float64 { return float64(m.Anon) }, 1},
+		{"heap", func(m memSample) float64 { return float64(m.Heap) }, 1.0 / 1024},
+		{"heapSys", func(m memSample) float64 { return float64(m.HeapSys) }, 1.0 / 1024},
+	} {
+		d, spread := drift(mem, m.v, m.unit)
+		b.ReportMetric(d, "gitsync-"+m.name+"-drift-KiB")
+		b.ReportMetric(spread, "gitsync-"+m.name+"-spread-KiB")
+	}
+	b.ReportMetric(float64(mem[len(mem)-1].Anon), "gitsync-anonRSS-KiB")
 }
