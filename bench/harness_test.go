@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childFetchEnv); dir != "" {
 		os.Exit(childFetch(dir))
 	}
+	if mode := os.Getenv(childPollsEnv); mode != "" {
+		os.Exit(childPolls(mode))
+	}
 	code := m.Run()
 	for _, dir := range binDirs {
 		os.RemoveAll(dir)

@@ -11,15 +11,11 @@ import (
 )
 
 // IsAncestor reports whether ancestor is reachable from commit by
-// following parents; a commit counts as its own ancestor. When the
-// repository does not have ancestor, the error wraps ErrUnknownCommit. The walk stops
-// as soon as ancestor is found and checks ctx as it goes.
+// following parents; a commit counts as its own ancestor. The walk stops
+// as soon as ancestor is found and checks ctx as it goes. Answers are
+// remembered: they cannot change. When the repository does not have
+// ancestor, the error wraps ErrUnknownCommit.
 func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, error) {
-	l, err := openLocal(r.Dir)
-	if err != nil {
-		return false, fmt.Errorf("opening %s: %w", r.Dir, err)
-	}
-	defer l.Close()
 	want, err := parseHash(ancestor)
 	if err != nil {
 		return false, err
@@ -31,13 +27,29 @@ func (r *Repo) IsAncestor(ctx context.Context, ancestor, commit string) (bool, e
 	if want == start {
 		return true, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if found, ok := r.memo.ancestor(want, start); ok {
+		return found, nil
+	}
+	l, err := openLocal(r.Dir)
+	if err != nil {
+		return false, fmt.Errorf("opening %s: %w", r.Dir, err)
+	}
+	defer l.Close()
 	if _, err := l.repo.CommitObject(want); err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return false, fmt.Errorf("reading commit %s: %w", want, ErrUnknownCommit)
 		}
 		return false, fmt.Errorf("reading commit %s: %w", want, err)
 	}
-	return l.reaches(ctx, start, want)
+	found, err := l.reaches(ctx, start, want)
+	if err != nil {
+		return false, err
+	}
+	r.memo.rememberAncestor(want, start, found)
+	return found, nil
 }
 
 // reaches walks the history of start breadth-first looking for want.

@@ -41,55 +41,87 @@ func explode(t *testing.T, dir, hash string) string {
 			t.Fatalf("git unpack-objects: %v: %s", err, out)
 		}
 	}
+	return looseObject(dir, hash)
+}
+
+// looseObject is the path of the loose object hash in the repository dir.
+func looseObject(dir, hash string) string {
 	return filepath.Join(dir, "objects", hash[:2], hash[2:])
 }
 
-func TestFetchReclonesCorruptRepo(t *testing.T) {
-	f, _ := newFixture(t)
-	gittest.GenerateHistory(t, f.bare, "main", 20, 5, 2000)
-	tip := f.work.Git(t, "--git-dir", f.bare, "rev-parse", "main")
-	for _, tc := range []struct {
-		name    string
-		corrupt func(t *testing.T, dir string)
-	}{
-		{"missing directory", func(t *testing.T, dir string) { os.RemoveAll(dir) }},
-		{"empty directory", func(t *testing.T, dir string) {
+// corruption damages the local copy in dir. prepare, when set, runs
+// first, before the copy is checked (it turns packs into loose objects).
+type corruption struct {
+	name    string
+	prepare func(t *testing.T, dir string)
+	corrupt func(t *testing.T, dir string)
+}
+
+// corruptions are the ways a copy gets damaged that Fetch must repair by
+// cloning again; tip is the remote main's commit.
+func corruptions(tip string) []corruption {
+	return []corruption{
+		{"missing directory", nil, func(t *testing.T, dir string) { os.RemoveAll(dir) }},
+		{"empty directory", nil, func(t *testing.T, dir string) {
 			os.RemoveAll(dir)
 			os.Mkdir(dir, 0o755)
 		}},
-		{"garbage HEAD", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "HEAD"), "\x00garbage\n") }},
-		{"garbage branch ref", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "refs", "heads", "main"), "zzz\n") }},
-		{"garbage config", func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "config"), "[core\n\x00") }},
-		{"deleted pack", func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "pack")[0]) }},
-		{"deleted index", func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "idx")[0]) }},
-		{"truncated pack", func(t *testing.T, dir string) {
+		{"garbage HEAD", nil, func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "HEAD"), "\x00garbage\n") }},
+		{"garbage branch ref", nil, func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "refs", "heads", "main"), "zzz\n") }},
+		{"garbage config", nil, func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "config"), "[core\n\x00") }},
+		{"deleted pack", nil, func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "pack")[0]) }},
+		{"deleted index", nil, func(t *testing.T, dir string) { os.Remove(packFiles(t, dir, "idx")[0]) }},
+		{"truncated pack", nil, func(t *testing.T, dir string) {
 			p := packFiles(t, dir, "pack")[0]
 			fi, _ := os.Stat(p)
 			if err := os.Truncate(p, fi.Size()/2); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"deleted loose commit object", func(t *testing.T, dir string) {
-			if err := os.Remove(explode(t, dir, tip)); err != nil {
+		{"deleted loose commit object", func(t *testing.T, dir string) { explode(t, dir, tip) }, func(t *testing.T, dir string) {
+			if err := os.Remove(looseObject(dir, tip)); err != nil {
 				t.Fatal(err)
 			}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRepo(t, Remote{URL: f.bare})
-			mustFetch(t, r)
-			tc.corrupt(t, r.Dir)
+	}
+}
 
-			res := mustFetch(t, r)
-			if !res.Recloned || !res.Changed {
-				t.Errorf("Fetch after corruption = %+v; want Recloned and Changed", res)
+// TestFetchReclonesCorruptRepo damages the copy right after a Fetch, and
+// after a poll that checked it and trusts it (its next unchanged poll only
+// stats files): either way the next Fetch must see it and clone anew.
+func TestFetchReclonesCorruptRepo(t *testing.T) {
+	trustSoon(t)
+	f, _ := newFixture(t)
+	gittest.GenerateHistory(t, f.bare, "main", 20, 5, 2000)
+	tip := f.work.Git(t, "--git-dir", f.bare, "rev-parse", "main")
+	for _, tc := range corruptions(tip) {
+		for _, trusted := range []bool{false, true} {
+			name := tc.name
+			if trusted {
+				name += " of a trusted copy"
 			}
-			wantHeads(t, res, map[string]string{"main": tip})
-			if res := mustFetch(t, r); res.Changed || res.Recloned {
-				t.Errorf("Fetch after re-clone = %+v; want nothing changed", res)
-			}
-			assertNoTempDirs(t, r.Dir)
-		})
+			t.Run(name, func(t *testing.T) {
+				r := newRepo(t, Remote{URL: f.bare})
+				mustFetch(t, r)
+				if tc.prepare != nil {
+					tc.prepare(t, r.Dir)
+				}
+				if trusted {
+					settle(t, r)
+				}
+				tc.corrupt(t, r.Dir)
+
+				res := mustFetch(t, r)
+				if !res.Recloned || !res.Changed {
+					t.Errorf("Fetch after corruption = %+v; want Recloned and Changed", res)
+				}
+				wantHeads(t, res, map[string]string{"main": tip})
+				if res := mustFetch(t, r); res.Changed || res.Recloned {
+					t.Errorf("Fetch after re-clone = %+v; want nothing changed", res)
+				}
+				assertNoTempDirs(t, r.Dir)
+			})
+		}
 	}
 }
 

@@ -2,7 +2,9 @@
 // verifies commits before they are deployed.
 //
 // Fetch first asks the remote for its refs and writes nothing at all when
-// the tracked branches did not move, so polling does not wear out SD cards.
+// the tracked branches did not move, so polling does not wear out SD cards;
+// when, besides, the copy is the one the last Fetch checked (its files keep
+// their identity), it reads nothing either.
 // A missing or corrupt local copy is re-cloned into a sibling directory and
 // swapped into place, so a crash leaves either the old or the new copy.
 // The package never logs; errors wrap the sentinels below for errors.Is.
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -39,8 +42,8 @@ type Remote struct {
 	KnownHostsFile string
 }
 
-// Repo is a bare local copy of selected branches of a Remote. A Repo must
-// not be used by two Fetch calls at once.
+// Repo is a bare local copy of selected branches of a Remote. Its methods
+// may be called from several goroutines; Fetch calls run one at a time.
 type Repo struct {
 	// Dir is the bare repository path; its parent must be writable.
 	Dir    string
@@ -50,6 +53,10 @@ type Repo struct {
 	Branches []string
 	// Timeout bounds a whole Fetch; zero means DefaultTimeout.
 	Timeout time.Duration
+
+	mu    sync.Mutex   // serialises Fetch
+	known *fingerprint // the copy the last Fetch checked; nil: check again
+	memo  memo         // answers that cannot change
 }
 
 // FetchResult describes the local state after a Fetch.
@@ -67,31 +74,55 @@ type FetchResult struct {
 // Fetch brings the tracked branches of the local copy in line with the
 // remote. Branches are force-updated, so a force-push is visible; callers
 // refuse it with IsAncestor.
+//
+// A poll that finds the remote where the copy already is, and the copy as
+// the last Fetch checked it (no file replaced, rewritten, added or removed
+// since), reads nothing from the disk: it only stats the files the check
+// read.
 func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	if len(r.Branches) == 0 {
 		return FetchResult{}, errors.New("fetching: no branches configured")
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	s, remote, err := r.advertise(ctx)
 	if err != nil {
 		return FetchResult{}, err
 	}
+	if r.known.still(r, remote) {
+		return FetchResult{Heads: hexHeads(remote)}, nil
+	}
+	r.known = nil
 	if err := removeStale(r.Dir); err != nil {
 		return FetchResult{}, err
 	}
-	l, err := openLocal(r.Dir)
-	if err == nil {
-		err = l.check(r.Dir, r.Branches)
-		if err != nil {
-			l.Close()
-		}
-	}
+	started := time.Now()
+	l, got, err := openChecked(r.Dir, r.Branches)
 	if err != nil {
 		return r.reclone(ctx, s, remote)
 	}
 	defer l.Close()
-	return r.update(ctx, s, l, remote)
+	res, err := r.update(ctx, s, l, remote)
+	if err == nil && !res.Changed {
+		r.known = takeFingerprint(r.Dir, r.Branches, remote, got.packs, got.objects, started)
+	}
+	return res, err
+}
+
+// openChecked opens the copy in dir and checks it.
+func openChecked(dir string, branches []string) (*local, checked, error) {
+	l, err := openLocal(dir)
+	if err != nil {
+		return nil, checked{}, err
+	}
+	got, err := l.check(dir, branches)
+	if err != nil {
+		l.Close()
+		return nil, checked{}, err
+	}
+	return l, got, nil
 }
 
 // update fetches into an existing healthy copy, unless it is up to date.

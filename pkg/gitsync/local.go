@@ -45,7 +45,7 @@ func openLocal(dir string) (*local, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(objectCacheSize))
+	st := filesystem.NewStorage(bufferedIdx{osfs.New(dir)}, cache.NewObjectLRU(objectCacheSize))
 	repo, err := git.Open(st, nil)
 	if err != nil {
 		st.Close()
@@ -54,36 +54,47 @@ func openLocal(dir string) (*local, error) {
 	return &local{repo: repo, st: st}, nil
 }
 
+// checked is what check read besides config, HEAD and refs: the pack
+// files, and the commit and tree of each tracked branch.
+type checked struct {
+	packs   []string
+	objects []plumbing.Hash
+}
+
 // check verifies that the repository is usable: config and HEAD readable,
 // packs complete, and each tracked branch that exists locally points to a
 // readable commit and tree. Reads only.
-func (l *local) check(dir string, branches []string) error {
+func (l *local) check(dir string, branches []string) (checked, error) {
+	var got checked
 	if _, err := l.repo.Config(); err != nil {
-		return fmt.Errorf("reading config: %w", err)
+		return got, fmt.Errorf("reading config: %w", err)
 	}
 	if err := l.checkHEAD(); err != nil {
-		return err
+		return got, err
 	}
-	if err := checkPacks(filepath.Join(dir, "objects", "pack")); err != nil {
-		return err
+	packs, err := checkPacks(filepath.Join(dir, "objects", "pack"))
+	if err != nil {
+		return got, err
 	}
+	got.packs = packs
 	for _, b := range branches {
 		h, ok, err := l.head(b)
 		if err != nil {
-			return err
+			return got, err
 		}
 		if !ok {
 			continue
 		}
 		c, err := l.repo.CommitObject(h)
 		if err != nil {
-			return fmt.Errorf("reading commit %s of branch %q: %w", h, b, err)
+			return got, fmt.Errorf("reading commit %s of branch %q: %w", h, b, err)
 		}
 		if _, err := c.Tree(); err != nil {
-			return fmt.Errorf("reading tree of commit %s: %w", h, err)
+			return got, fmt.Errorf("reading tree of commit %s: %w", h, err)
 		}
+		got.objects = append(got.objects, h, c.TreeHash)
 	}
-	return nil
+	return got, nil
 }
 
 // checkHEAD rejects a HEAD that is neither a symbolic ref nor a hash; go-git
@@ -113,27 +124,30 @@ func (l *local) head(b string) (h plumbing.Hash, ok bool, err error) {
 }
 
 // checkPacks compares each pack's trailing checksum with the one recorded
-// in its index, which catches truncated or half-written packs cheaply.
-func checkPacks(dir string) error {
+// in its index, which catches truncated or half-written packs cheaply. It
+// returns the pack files.
+func checkPacks(dir string) ([]string, error) {
 	idxs, err := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var packs []string
 	for _, idx := range idxs {
 		pack := strings.TrimSuffix(idx, ".idx") + ".pack"
 		want, err := tail(idx, 40)
 		if err != nil {
-			return fmt.Errorf("reading pack index: %w", err)
+			return nil, fmt.Errorf("reading pack index: %w", err)
 		}
 		got, err := tail(pack, 20)
 		if err != nil {
-			return fmt.Errorf("reading pack: %w", err)
+			return nil, fmt.Errorf("reading pack: %w", err)
 		}
 		if !bytes.Equal(want[:20], got) {
-			return fmt.Errorf("pack %s does not match its index", filepath.Base(pack))
+			return nil, fmt.Errorf("pack %s does not match its index", filepath.Base(pack))
 		}
+		packs = append(packs, pack)
 	}
-	return nil
+	return packs, nil
 }
 
 // tail returns the last n bytes of the file at path.

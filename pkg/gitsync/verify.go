@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -34,7 +35,8 @@ func (s Signers) Enabled() bool {
 // VerifyCommit checks that commit carries a valid SSH or OpenPGP signature
 // from one of s, and returns who signed it: the allowed_signers principals
 // or the OpenPGP identity. It returns "" and nil when s is not Enabled.
-// Failures wrap ErrUnsigned or ErrBadSignature.
+// Failures wrap ErrUnsigned or ErrBadSignature. The verdict is remembered
+// until a key file changes.
 func (r *Repo) VerifyCommit(ctx context.Context, commit string, s Signers) (string, error) {
 	if !s.Enabled() {
 		return "", nil
@@ -43,6 +45,20 @@ func (r *Repo) VerifyCommit(ctx context.Context, commit string, s Signers) (stri
 	if err != nil {
 		return "", err
 	}
+	keys, ok := s.identity(time.Now())
+	k := verdictKey{commit: h, keys: keys}
+	if v, known := r.memo.verdict(k); ok && known {
+		return v.signer, v.err
+	}
+	signer, err := r.verifyCommit(h, s)
+	if ok {
+		r.memo.rememberVerdict(k, verdict{signer: signer, err: err})
+	}
+	return signer, err
+}
+
+// verifyCommit reads commit h and verifies its signature.
+func (r *Repo) verifyCommit(h plumbing.Hash, s Signers) (string, error) {
 	l, err := openLocal(r.Dir)
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", r.Dir, err)

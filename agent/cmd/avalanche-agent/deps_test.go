@@ -17,16 +17,19 @@ func deps(t *testing.T, target string) []string {
 }
 
 // TestDaemonDeps keeps what the resident daemon links small: sops and the
-// cloud KMS SDKs live in avalanche-decrypt (with the admin's host commands), the Tailscale and Hetzner
-// clients in avalanche-cloud, Kubernetes, the Prometheus rule parser and
-// Grafana's dashboard SDK in kubernetes/check.
+// cloud KMS SDKs live in avalanche-decrypt (with the admin's host
+// commands), the Tailscale and Hetzner clients in avalanche-cloud,
+// Kubernetes, the Prometheus rule parser and Grafana's dashboard SDK in
+// kubernetes/check, and the metrics need no Prometheus client.
 func TestDaemonDeps(t *testing.T) {
 	banned := []string{"github.com/getsops/sops", "k8s.io/", "sigs.k8s.io/", "cloud.google.com/",
 		"github.com/aws/", "github.com/Azure/", "github.com/hashicorp/vault", "tailscale.com/tsnet",
 		"tailscale.com/", "github.com/hetznercloud/", "github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest",
 		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest",
 		"github.com/avalanche-fleet/avalanche/agent/internal/enrol", // host commands link sops: avalanche-decrypt runs them
-		"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest", "github.com/grafana/", "github.com/prometheus/prometheus/"}
+		"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest", "github.com/grafana/",
+		// The metrics are written without protobuf (1.5 MB of arm64 binary).
+		"github.com/prometheus/", "google.golang.org/protobuf"}
 	banned = append(banned, "testing")
 	for _, d := range deps(t, ".") {
 		for _, b := range banned {

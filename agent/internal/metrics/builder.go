@@ -1,10 +1,10 @@
 package metrics
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
@@ -13,57 +13,56 @@ import (
 // "builder"): how old the release it runs is, and how much it substituted
 // from the fleet cache. Its methods are safe for concurrent use.
 type Builder struct {
-	substituted prometheus.Counter
-	age         *releaseAge
+	substituted *family
+	age         *family
+
+	mu    sync.Mutex
+	built time.Time // when the running release was published; zero: not from a release
 }
 
-// NewBuilder registers the builder-mode metrics in m's registry; call it
-// once, on hosts in builder mode.
+// NewBuilder adds the builder-mode metrics to m; call it once, on hosts in
+// builder mode.
 func (m *Metrics) NewBuilder() *Builder {
 	b := &Builder{
-		substituted: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "substituted_bytes_total",
-			Help: "Bytes substituted from the fleet binary cache since the agent started (compressed sizes when the cache reports them).",
-		}),
-		age: &releaseAge{desc: prometheus.NewDesc(namespace+"_release_age_seconds",
-			"Seconds since the builder published the release the running system came from; absent when it was evaluated on the host.", nil, nil)},
+		substituted: newFamily("avalanche_substituted_bytes_total", typeCounter,
+			"Bytes substituted from the fleet binary cache since the agent started (compressed sizes when the cache reports them)."),
+		age: newFamily("avalanche_release_age_seconds", typeGauge,
+			"Seconds since the builder published the release the running system came from; absent when it was evaluated on the host."),
 	}
-	m.reg.MustRegister(b.substituted, b.age)
+	b.substituted.counter() // export a zero, so rate() works from the first scrape
+	m.mu.Lock()
+	m.families = append(m.families, b.substituted, b.age)
+	slices.SortFunc(m.families, func(x, y *family) int { return strings.Compare(x.name, y.name) })
+	m.mu.Unlock()
 	return b
 }
 
 // ObserveSubstituted counts bytes fetched from the fleet cache.
 func (b *Builder) ObserveSubstituted(bytes int64) {
-	b.substituted.Add(float64(bytes))
+	b.substituted.counter().Add(int(bytes))
 }
 
 // Update takes the release of the deployed system from a status snapshot.
+// The age is computed when scraped; without a release the series is absent.
 func (b *Builder) Update(s status.Status) {
 	var built time.Time
 	if d := s.Deployed; d != nil && d.Release != nil {
 		built = d.Release.Built
 	}
-	b.age.mu.Lock()
-	b.age.built = built
-	b.age.mu.Unlock()
-}
-
-// releaseAge exports the age of the running release at scrape time, and
-// nothing when the running system does not come from a release.
-type releaseAge struct {
-	desc  *prometheus.Desc
-	mu    sync.Mutex
-	built time.Time
-}
-
-func (a *releaseAge) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc }
-
-func (a *releaseAge) Collect(ch chan<- prometheus.Metric) {
-	a.mu.Lock()
-	built := a.built
-	a.mu.Unlock()
-	if built.IsZero() {
-		return
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.built
+	b.built = built
+	switch {
+	case built.IsZero():
+		b.age.reset()
+	case was.IsZero():
+		b.age.set.GetOrCreateGauge(b.age.series(), b.releaseAge)
 	}
-	ch <- prometheus.MustNewConstMetric(a.desc, prometheus.GaugeValue, time.Since(built).Seconds())
+}
+
+func (b *Builder) releaseAge() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Since(b.built).Seconds()
 }

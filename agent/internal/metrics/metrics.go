@@ -1,21 +1,22 @@
 // Package metrics exposes the agent's Prometheus metrics: what each phase of
 // the last pass did, what the host runs, and whether it needs attention. The
-// metrics live in their own registry (never the global one) and are meant to
+// metrics live in their own sets (never a global registry) and are meant to
 // be scraped over the tailnet; the daemon serves Handler only when
-// metrics.listen is set.
+// metrics.listen is set. The exposition is the Prometheus text format,
+// written with github.com/VictoriaMetrics/metrics, which needs no protobuf.
 package metrics
 
 import (
+	"bytes"
 	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
@@ -47,111 +48,139 @@ const (
 	FetchError     = "error"
 )
 
-const namespace = "avalanche"
+// contentType is the Prometheus text format.
+const contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-// Metrics holds the agent's collectors and the registry that serves them.
-// Its methods are safe for concurrent use.
+// Metrics holds the agent's metric families. Its methods are safe for
+// concurrent use.
 type Metrics struct {
-	reg *prometheus.Registry
+	families []*family // every avalanche_* family, sorted by name
 
-	phaseDuration  *prometheus.GaugeVec
-	phaseSuccess   *prometheus.GaugeVec
-	phaseTimestamp *prometheus.GaugeVec
-	phaseRuns      *prometheus.CounterVec
-	fetches        *prometheus.CounterVec
+	phaseDuration  *family
+	phaseSuccess   *family
+	phaseTimestamp *family
+	phaseRuns      *family
+	fetches        *family
 
-	// Label-less vectors: a series exists only while its value is known.
-	deployedInfo       *prometheus.GaugeVec
-	deployedTimestamp  *prometheus.GaugeVec
-	exitNodeAdvertised *prometheus.GaugeVec
-	exitNodeApproved   *prometheus.GaugeVec
-	exitNodeOnline     *prometheus.GaugeVec
+	// Families whose series exist only while their value is known.
+	deployedInfo       *family
+	deployedTimestamp  *family
+	exitNodeAdvertised *family
+	exitNodeApproved   *family
+	exitNodeOnline     *family
 
-	rebootNeeded prometheus.Gauge
-	suspended    prometheus.Gauge
-	pending      prometheus.Gauge
-	up           prometheus.Gauge
+	rebootNeeded *vm.Gauge
+	suspended    *vm.Gauge
+	pending      *vm.Gauge
+	up           *vm.Gauge
+
+	// handlerErrors counts scrapes that could not read a /proc source
+	// (gathering) or not send the exposition (encoding).
+	handlerErrors *family
 
 	mu       sync.Mutex // serialises Update and Restore
 	deployed []string   // label values of the current avalanche_deployed_info series
 }
 
-// New returns Metrics registered in a fresh registry that also carries the Go
-// runtime and process collectors and avalanche_build_info.
+// New returns Metrics with avalanche_build_info set; the exposition also
+// carries the Go runtime and process families.
 func New(version string) *Metrics {
+	gauge := func(name, help string, labels ...string) *family {
+		return newFamily("avalanche_"+name, typeGauge, help, labels...)
+	}
 	m := &Metrics{
-		reg:            prometheus.NewRegistry(),
-		phaseDuration:  gaugeVec("phase_last_duration_seconds", "How long the last run of each phase took.", "phase"),
-		phaseSuccess:   gaugeVec("phase_last_success", "1 when the last run of the phase succeeded, 0 when it failed.", "phase"),
-		phaseTimestamp: gaugeVec("phase_last_timestamp_seconds", "When the last run of the phase ended, in Unix seconds.", "phase"),
-		phaseRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "phase_runs_total",
-			Help: "Phase runs since the agent started, by result (ok, error, skipped).",
-		}, []string{"phase", "result"}),
-		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "fetches_total",
-			Help: "Fetches since the agent started, by result (unchanged, updated, error).",
-		}, []string{"result"}),
-		deployedInfo:       gaugeVec("deployed_info", "The deployment the host runs; always 1.", "commit", "generation", "store_path"),
-		deployedTimestamp:  gaugeVec("deployed_timestamp_seconds", "When the running deployment was made, in Unix seconds."),
-		exitNodeAdvertised: gaugeVec("exit_node_advertised", "1 when this host advertises itself as a Tailscale exit node."),
-		exitNodeApproved:   gaugeVec("exit_node_approved", "1 when the tailnet approved this host as an exit node."),
-		exitNodeOnline:     gaugeVec("exit_node_online", "1 when the exit node is online in the tailnet."),
-		rebootNeeded:       gauge("reboot_needed", "1 when kernel, initrd or modules differ from the booted system."),
-		suspended:          gauge("suspended", "1 when deployments are suspended."),
-		pending:            gauge("pending_confirmation", "1 while an activation waits to be confirmed healthy."),
-		up:                 gauge("up", "1 while the agent runs."),
+		phaseDuration:      gauge("phase_last_duration_seconds", "How long the last run of each phase took.", "phase"),
+		phaseSuccess:       gauge("phase_last_success", "1 when the last run of the phase succeeded, 0 when it failed.", "phase"),
+		phaseTimestamp:     gauge("phase_last_timestamp_seconds", "When the last run of the phase ended, in Unix seconds.", "phase"),
+		phaseRuns:          newFamily("avalanche_phase_runs_total", typeCounter, "Phase runs since the agent started, by result (ok, error, skipped).", "phase", "result"),
+		fetches:            newFamily("avalanche_fetches_total", typeCounter, "Fetches since the agent started, by result (unchanged, updated, error).", "result"),
+		deployedInfo:       gauge("deployed_info", "The deployment the host runs; always 1.", "commit", "generation", "store_path"),
+		deployedTimestamp:  gauge("deployed_timestamp_seconds", "When the running deployment was made, in Unix seconds."),
+		exitNodeAdvertised: gauge("exit_node_advertised", "1 when this host advertises itself as a Tailscale exit node."),
+		exitNodeApproved:   gauge("exit_node_approved", "1 when the tailnet approved this host as an exit node."),
+		exitNodeOnline:     gauge("exit_node_online", "1 when the exit node is online in the tailnet."),
+		handlerErrors:      newFamily("promhttp_metric_handler_errors_total", typeCounter, "Scrapes that could not read a /proc source (gathering) or not send the exposition (encoding).", "cause"),
 	}
-	for _, r := range []string{FetchUnchanged, FetchUpdated, FetchError} {
-		m.fetches.WithLabelValues(r) // export zeros, so rate() works from the first scrape
-	}
-	build := gaugeVec("build_info", "Version of the agent and of Go it was built with; always 1.", "version", "goversion")
-	build.WithLabelValues(version, runtime.Version()).Set(1)
+	build := gauge("build_info", "Version of the agent and of Go it was built with; always 1.", "version", "goversion")
+	build.gauge(version, runtime.Version()).Set(1)
+	rebootNeeded := gauge("reboot_needed", "1 when kernel, initrd or modules differ from the booted system.")
+	suspended := gauge("suspended", "1 when deployments are suspended.")
+	pending := gauge("pending_confirmation", "1 while an activation waits to be confirmed healthy.")
+	up := gauge("up", "1 while the agent runs.")
+	m.rebootNeeded, m.suspended, m.pending, m.up = rebootNeeded.gauge(), suspended.gauge(), pending.gauge(), up.gauge()
 	m.up.Set(1)
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	for _, r := range []string{FetchUnchanged, FetchUpdated, FetchError} {
+		m.fetches.counter(r) // export zeros, so rate() works from the first scrape
+	}
+	for _, c := range []string{causeEncoding, causeGathering} {
+		m.handlerErrors.counter(c)
+	}
+	m.families = []*family{
 		build, m.phaseDuration, m.phaseSuccess, m.phaseTimestamp, m.phaseRuns, m.fetches,
 		m.deployedInfo, m.deployedTimestamp, m.exitNodeAdvertised, m.exitNodeApproved, m.exitNodeOnline,
-		m.rebootNeeded, m.suspended, m.pending, m.up,
-	)
+		rebootNeeded, suspended, pending, up,
+	}
+	slices.SortFunc(m.families, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 	return m
 }
 
-func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
-}
+// Causes of handler errors, the label values of promhttp_metric_handler_errors_total.
+const (
+	causeEncoding  = "encoding"
+	causeGathering = "gathering"
+)
 
-func gauge(name, help string) prometheus.Gauge {
-	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
-}
-
-// Handler serves the registry in the Prometheus exposition formats.
+// Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		m.writeTo(&b)
+		w.Header().Set("Content-Type", contentType)
+		if _, err := w.Write(b.Bytes()); err != nil {
+			m.handlerErrors.counter(causeEncoding).Inc()
+		}
+	})
+}
+
+// writeTo writes every family, sorted by name: the agent's own, the Go
+// runtime's, the process's and the handler's errors.
+func (m *Metrics) writeTo(b *bytes.Buffer) {
+	m.mu.Lock()
+	families := m.families
+	m.mu.Unlock()
+	for _, f := range families {
+		f.writeTo(b)
+	}
+	writeGo(b)
+	p, err := readProcess()
+	if err != nil {
+		m.handlerErrors.counter(causeGathering).Inc()
+	}
+	p.writeTo(b)
+	m.handlerErrors.writeTo(b)
 }
 
 // ObservePhase records one run of a phase that ended now. A skipped phase
 // only counts in avalanche_phase_runs_total: the last_* gauges keep
 // describing the last time the phase really ran.
 func (m *Metrics) ObservePhase(phase, result string, d time.Duration) {
-	m.phaseRuns.WithLabelValues(phase, result).Inc()
+	m.phaseRuns.counter(phase, result).Inc()
 	if result == ResultSkipped {
 		return
 	}
-	m.phaseDuration.WithLabelValues(phase).Set(d.Seconds())
+	m.phaseDuration.gauge(phase).Set(d.Seconds())
 	m.setPhase(phase, result == ResultOK, time.Now())
 }
 
 func (m *Metrics) setPhase(phase string, ok bool, at time.Time) {
-	m.phaseSuccess.WithLabelValues(phase).Set(boolValue(ok))
-	m.phaseTimestamp.WithLabelValues(phase).Set(unixSeconds(at))
+	m.phaseSuccess.gauge(phase).Set(boolValue(ok))
+	m.phaseTimestamp.gauge(phase).Set(unixSeconds(at))
 }
 
 // ObserveFetch counts one fetch; call it exactly once per fetch with
 // FetchUnchanged, FetchUpdated or FetchError.
 func (m *Metrics) ObserveFetch(result string) {
-	m.fetches.WithLabelValues(result).Inc()
+	m.fetches.counter(result).Inc()
 }
 
 // Update sets the host gauges from a status snapshot.
@@ -174,34 +203,34 @@ func (m *Metrics) Update(s status.Status) {
 // set before the old one goes, so a scrape in between never sees none.
 func (m *Metrics) setDeployed(commit string, generation int, storePath string, at time.Time) {
 	labels := []string{commit, strconv.Itoa(generation), storePath}
-	m.deployedInfo.WithLabelValues(labels...).Set(1)
+	m.deployedInfo.gauge(labels...).Set(1)
 	if m.deployed != nil && !slices.Equal(m.deployed, labels) {
-		m.deployedInfo.DeleteLabelValues(m.deployed...)
+		m.deployedInfo.remove(m.deployed...)
 	}
 	m.deployed = labels
 	if at.IsZero() {
-		m.deployedTimestamp.Reset()
+		m.deployedTimestamp.reset()
 		return
 	}
-	m.deployedTimestamp.WithLabelValues().Set(unixSeconds(at))
+	m.deployedTimestamp.gauge().Set(unixSeconds(at))
 }
 
 func (m *Metrics) clearDeployed() {
-	m.deployedInfo.Reset()
-	m.deployedTimestamp.Reset()
+	m.deployedInfo.reset()
+	m.deployedTimestamp.reset()
 	m.deployed = nil
 }
 
 func (m *Metrics) setExitNode(e *status.ExitNode) {
 	if e == nil {
-		m.exitNodeAdvertised.Reset()
-		m.exitNodeApproved.Reset()
-		m.exitNodeOnline.Reset()
+		m.exitNodeAdvertised.reset()
+		m.exitNodeApproved.reset()
+		m.exitNodeOnline.reset()
 		return
 	}
-	m.exitNodeAdvertised.WithLabelValues().Set(boolValue(e.Advertised))
-	m.exitNodeApproved.WithLabelValues().Set(boolValue(e.Approved))
-	m.exitNodeOnline.WithLabelValues().Set(boolValue(e.Online))
+	m.exitNodeAdvertised.gauge().Set(boolValue(e.Advertised))
+	m.exitNodeApproved.gauge().Set(boolValue(e.Approved))
+	m.exitNodeOnline.gauge().Set(boolValue(e.Online))
 }
 
 func boolValue(b bool) float64 {

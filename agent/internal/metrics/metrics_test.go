@@ -1,9 +1,8 @@
 package metrics
 
 import (
+	"bytes"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,29 +18,19 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
 
-// scrape fetches the exposition over real HTTP and parses it with the
-// Prometheus text parser.
+// scrape fetches the exposition over real HTTP and parses it.
 func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/plain; version=0.0.4")
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", srv.URL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %s; want 200", srv.URL, resp.Status)
-	}
+	return parse(t, fetchExposition(t, m))
+}
+
+// parse reads an exposition with the Prometheus text parser.
+func parse(t *testing.T, body []byte) map[string]*dto.MetricFamily {
+	t.Helper()
 	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("parsing exposition: %v", err)
+		t.Fatalf("parsing exposition: %v\n%s", err, body)
 	}
 	return fams
 }
