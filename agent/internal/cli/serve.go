@@ -24,6 +24,7 @@ import (
 // may share one address. It wires the metrics hooks into d.
 func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 	c := d.Config
+	var observeWebhook func(code int)
 	muxes := map[string]*http.ServeMux{}
 	mux := func(addr string) *http.ServeMux {
 		if muxes[addr] == nil {
@@ -39,6 +40,19 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 		d.Hooks.Phase = m.ObservePhase
 		d.Hooks.Fetch = m.ObserveFetch
 		d.Hooks.Pass = m.Update
+		report := d.Hooks.Deployment // the forge's, when it reports
+		d.Hooks.Deployment = func(ev daemon.DeploymentEvent) {
+			if report != nil {
+				report(ev)
+			}
+			if ev.Result != "pending" {
+				m.ObserveDeployment(ev.Result)
+			}
+		}
+		observeWebhook = m.ObserveWebhook
+		if c.Webhook.Listen != "" {
+			m.WebhookServed()
+		}
 		if c.Deploy.FromBuilder() {
 			b := m.NewBuilder()
 			d.Hooks.Substituted = b.ObserveSubstituted
@@ -57,7 +71,11 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading webhook secret: %w", err)
 		}
-		mux(c.Webhook.Listen).Handle("POST /webhook", &webhook.Handler{Secret: []byte(strings.TrimSpace(string(secret))), Trigger: d.Trigger})
+		var h http.Handler = &webhook.Handler{Secret: []byte(strings.TrimSpace(string(secret))), Trigger: d.Trigger}
+		if observeWebhook != nil {
+			h = countCodes(h, observeWebhook)
+		}
+		mux(c.Webhook.Listen).Handle("POST /webhook", h)
 	}
 	return muxes, nil
 }
@@ -159,4 +177,24 @@ func redactBuilder(s *status.Status, clean func(string) string) {
 		}
 		s.Builder = &b
 	}
+}
+
+// countCodes calls observe with the status code of every answer of h.
+func countCodes(h http.Handler, observe func(code int)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &codeRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		observe(rec.code)
+	})
+}
+
+// codeRecorder remembers the status code written through it.
+type codeRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeRecorder) WriteHeader(code int) {
+	c.code = code
+	c.ResponseWriter.WriteHeader(code)
 }

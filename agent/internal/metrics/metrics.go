@@ -69,6 +69,10 @@ type Metrics struct {
 	exitNodeApproved   *family
 	exitNodeOnline     *family
 
+	deployments *family // ended deployments by result
+	webhook     *family // webhook requests by HTTP status code
+
+	drift        *vm.Gauge
 	rebootNeeded *vm.Gauge
 	suspended    *vm.Gauge
 	pending      *vm.Gauge
@@ -99,15 +103,22 @@ func New(version string) *Metrics {
 		exitNodeAdvertised: gauge("exit_node_advertised", "1 when this host advertises itself as a Tailscale exit node."),
 		exitNodeApproved:   gauge("exit_node_approved", "1 when the tailnet approved this host as an exit node."),
 		exitNodeOnline:     gauge("exit_node_online", "1 when the exit node is online in the tailnet."),
+		deployments:        newFamily("avalanche_deployments_total", typeCounter, "Deployments ended since the agent started, by result (deployed, up-to-date, failed, rolled-back, interrupted, superseded).", "result"),
+		webhook:            newFamily("avalanche_webhook_requests_total", typeCounter, "Webhook requests answered since the agent started, by HTTP status code.", "code"),
 		handlerErrors:      newFamily("promhttp_metric_handler_errors_total", typeCounter, "Scrapes that could not read a /proc source (gathering) or not send the exposition (encoding).", "cause"),
 	}
 	build := gauge("build_info", "Version of the agent and of Go it was built with; always 1.", "version", "goversion")
 	build.gauge(version, runtime.Version()).Set(1)
+	drift := gauge("drift", "1 while the running system is not the one the agent deployed (a hand-run rebuild, a manual rollback, a boot-menu choice); status says why.")
 	rebootNeeded := gauge("reboot_needed", "1 when kernel, initrd or modules differ from the booted system.")
 	suspended := gauge("suspended", "1 when deployments are suspended.")
 	pending := gauge("pending_confirmation", "1 while an activation waits to be confirmed healthy.")
 	up := gauge("up", "1 while the agent runs.")
 	m.rebootNeeded, m.suspended, m.pending, m.up = rebootNeeded.gauge(), suspended.gauge(), pending.gauge(), up.gauge()
+	m.drift = drift.gauge()
+	for _, r := range DeploymentResults {
+		m.deployments.counter(r)
+	}
 	m.up.Set(1)
 	for _, r := range []string{FetchUnchanged, FetchUpdated, FetchError} {
 		m.fetches.counter(r) // export zeros, so rate() works from the first scrape
@@ -118,7 +129,7 @@ func New(version string) *Metrics {
 	m.families = []*family{
 		build, m.phaseDuration, m.phaseSuccess, m.phaseTimestamp, m.phaseRuns, m.fetches,
 		m.deployedInfo, m.deployedTimestamp, m.exitNodeAdvertised, m.exitNodeApproved, m.exitNodeOnline,
-		rebootNeeded, suspended, pending, up,
+		rebootNeeded, suspended, pending, up, drift, m.deployments, m.webhook,
 	}
 	slices.SortFunc(m.families, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 	return m
@@ -183,6 +194,30 @@ func (m *Metrics) ObserveFetch(result string) {
 	m.fetches.counter(result).Inc()
 }
 
+// DeploymentResults are the results a deployment ends with, the label
+// values of avalanche_deployments_total.
+var DeploymentResults = []string{"deployed", "up-to-date", "failed", "rolled-back", "interrupted", "superseded"}
+
+// ObserveDeployment counts a deployment that ended with result.
+func (m *Metrics) ObserveDeployment(result string) {
+	m.deployments.counter(result).Inc()
+}
+
+// WebhookServed exports avalanche_webhook_requests_total from zero for the
+// answers that matter (202 a push accepted, 401 a bad signature), so that
+// rate() and increase() work from the first scrape; call it when the
+// webhook listens.
+func (m *Metrics) WebhookServed() {
+	for _, code := range []string{"202", "401"} {
+		m.webhook.counter(code)
+	}
+}
+
+// ObserveWebhook counts a webhook request answered with code.
+func (m *Metrics) ObserveWebhook(code int) {
+	m.webhook.counter(strconv.Itoa(code)).Inc()
+}
+
 // Update sets the host gauges from a status snapshot.
 func (m *Metrics) Update(s status.Status) {
 	m.mu.Lock()
@@ -195,6 +230,7 @@ func (m *Metrics) Update(s status.Status) {
 	m.rebootNeeded.Set(boolValue(s.RebootNeeded))
 	m.suspended.Set(boolValue(s.Suspended))
 	m.pending.Set(boolValue(s.Pending != nil))
+	m.drift.Set(boolValue(s.Drift != nil))
 	m.setExitNode(s.ExitNode)
 	m.up.Set(1)
 }

@@ -80,6 +80,7 @@ func TestNewExposesBuildInfoAndRuntime(t *testing.T) {
 		"avalanche_suspended":                       0,
 		"avalanche_pending_confirmation":            0,
 	}
+	addZeros(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("series of a new Metrics (-want +got):\n%s", diff)
 	}
@@ -243,8 +244,42 @@ func TestRestoreFromStateFile(t *testing.T) {
 	}
 	want["avalanche_phase_last_timestamp_seconds{phase=activate}"] = sec(2 * time.Hour)
 	want[fmt.Sprintf("avalanche_build_info{goversion=%s,version=dev}", runtime.Version())] = 1
+	addZeros(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("series after Restore (-want +got):\n%s", diff)
+	}
+}
+
+// addZeros adds the series every Metrics exports from the start: the
+// deployment counters at zero and no drift.
+func addZeros(want map[string]float64) {
+	for _, r := range DeploymentResults {
+		want["avalanche_deployments_total{result="+r+"}"] = 0
+	}
+	want["avalanche_drift"] = 0
+}
+
+// TestDriftDeploymentsAndWebhook: drift follows status; ended deployments
+// and webhook answers are counted by result and code.
+func TestDriftDeploymentsAndWebhook(t *testing.T) {
+	m := New("dev")
+	m.Update(status.Status{Drift: &state.Drift{Running: "/nix/store/b", Expected: "/nix/store/a"}})
+	m.ObserveDeployment("rolled-back")
+	m.ObserveDeployment("deployed")
+	m.ObserveDeployment("deployed")
+	m.ObserveWebhook(401)
+	got := series(scrape(t, m))
+	for name, want := range map[string]float64{
+		"avalanche_drift": 1, "avalanche_deployments_total{result=deployed}": 2,
+		"avalanche_deployments_total{result=rolled-back}": 1, "avalanche_webhook_requests_total{code=401}": 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v; want %v", name, got[name], want)
+		}
+	}
+	m.Update(status.Status{})
+	if got := series(scrape(t, m))["avalanche_drift"]; got != 0 {
+		t.Errorf("avalanche_drift after the drift ended = %v; want 0", got)
 	}
 }
 

@@ -38,6 +38,7 @@ func (m *Metrics) Restore(s *state.State) {
 	}
 	m.suspended.Set(boolValue(s.Suspended))
 	m.pending.Set(boolValue(s.Pending != nil))
+	m.drift.Set(boolValue(s.Drift != nil))
 	m.up.Set(1)
 	for phase, o := range phaseOutcomes(s) {
 		m.setPhase(phase, o.ok, o.at)

@@ -19,25 +19,27 @@ const DashboardUID = "avalanche-fleet"
 
 // The panels' queries. $host is the dashboard's host variable.
 const (
-	qAgentsUp        = `sum(up{job="avalanche-agent"})`
-	qHostsNewest     = `count(avalanche_deployed_info and on (commit) (` + NewestDeployment + `))`
-	qHostsBehind     = `count(` + Behind + `) or vector(0)`
-	qFailing         = `count(avalanche_phase_last_success{phase=~"evaluate|build|secrets|activate|confirm"} == 0) or vector(0)`
-	qDeployedCommit  = `max by (host, role, arch, commit) (avalanche_deployed_info{host=~"$host"})`
-	qSinceDeployed   = `max by (host) (time() - avalanche_deployed_timestamp_seconds{host=~"$host"})`
-	qOnNewest        = `max by (host) ((avalanche_deployed_info{host=~"$host"} and on (commit) (` + NewestDeployment + `)) or (avalanche_deployed_info{host=~"$host"} * 0))`
-	qHostsPerCommit  = `count by (commit) (avalanche_deployed_info)`
-	qSinceSeries     = `time() - avalanche_deployed_timestamp_seconds{host=~"$host"}`
-	qPhaseDurations  = `avalanche_phase_last_duration_seconds{host=~"$host", phase!="fetch"}`
-	qFailures        = `sum by (host, phase) (increase(avalanche_phase_runs_total{host=~"$host", result="error"}[$__rate_interval]))`
-	qRollbacks       = `sum by (host) (increase(avalanche_phase_runs_total{host=~"$host", phase=~"activate|confirm", result="error"}[$__rate_interval]))`
-	qFetches         = `sum by (result) (increase(avalanche_fetches_total{host=~"$host"}[$__rate_interval]))`
-	qReleaseAge      = `avalanche_release_age_seconds{host=~"$host"}`
-	qSubstituted     = `sum by (host) (increase(avalanche_substituted_bytes_total{host=~"$host"}[$__rate_interval]))`
-	qRebootNeeded    = `count(avalanche_reboot_needed == 1) or vector(0)`
-	qSuspended       = `count(avalanche_suspended == 1) or vector(0)`
-	qPendingConfirm  = `count(avalanche_pending_confirmation == 1) or vector(0)`
-	hostVariableExpr = `label_values(up{job="avalanche-agent"}, host)`
+	qAgentsUp            = `sum(up{job="avalanche-agent"})`
+	qHostsNewest         = `count(avalanche_deployed_info and on (commit) (` + NewestDeployment + `))`
+	qHostsBehind         = `count(` + Behind + `) or vector(0)`
+	qFailing             = `count(avalanche_phase_last_success{phase=~"evaluate|build|secrets|activate|confirm"} == 0) or vector(0)`
+	qDeployedCommit      = `max by (host, role, arch, commit) (avalanche_deployed_info{host=~"$host"})`
+	qSinceDeployed       = `max by (host) (time() - avalanche_deployed_timestamp_seconds{host=~"$host"})`
+	qOnNewest            = `max by (host) ((avalanche_deployed_info{host=~"$host"} and on (commit) (` + NewestDeployment + `)) or (avalanche_deployed_info{host=~"$host"} * 0))`
+	qHostsPerCommit      = `count by (commit) (avalanche_deployed_info)`
+	qSinceSeries         = `time() - avalanche_deployed_timestamp_seconds{host=~"$host"}`
+	qPhaseDurations      = `avalanche_phase_last_duration_seconds{host=~"$host", phase!="fetch"}`
+	qFailures            = `sum by (host, phase) (increase(avalanche_phase_runs_total{host=~"$host", result="error"}[$__rate_interval]))`
+	qRollbacks           = `sum by (host) (increase(avalanche_deployments_total{host=~"$host", result="rolled-back"}[$__rate_interval]))`
+	qFetches             = `sum by (result) (increase(avalanche_fetches_total{host=~"$host"}[$__rate_interval]))`
+	qReleaseAge          = `avalanche_release_age_seconds{host=~"$host"}`
+	qSubstituted         = `sum by (host) (increase(avalanche_substituted_bytes_total{host=~"$host"}[$__rate_interval]))`
+	qRebootNeeded        = `count(avalanche_reboot_needed == 1) or vector(0)`
+	qSuspended           = `count(avalanche_suspended == 1) or vector(0)`
+	qPendingConfirm      = `count(avalanche_pending_confirmation == 1) or vector(0)`
+	qDrift               = `avalanche_drift{host=~"$host"}`
+	qDeploymentsByResult = `sum by (result) (increase(avalanche_deployments_total{host=~"$host"}[$__rate_interval]))`
+	hostVariableExpr     = `label_values(up{job="avalanche-agent"}, host)`
 )
 
 var ds = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
@@ -137,7 +139,7 @@ func historyPanels() []cog.Builder[dashboard.Panel] {
 			"s", false, query("A", qPhaseDurations, "{{host}} {{phase}}")),
 		series("Failures by phase", "Failed phase runs per host and phase.",
 			"short", true, query("A", qFailures, "{{host}} {{phase}}")),
-		series("Rollbacks", "Activations or health confirmations that failed, each followed by a rollback to the previous system.",
+		series("Rollbacks", "Deployments rolled back to the previous system (a failed activation or health confirmation, or by hand).",
 			"short", true, query("A", qRollbacks, "{{host}}")),
 		series("Fetches", "Fetches of the fleet repository by result: updated means a new commit arrived.",
 			"short", true, query("A", qFetches, "{{result}}")),
@@ -147,5 +149,9 @@ func historyPanels() []cog.Builder[dashboard.Panel] {
 			"bytes", true, query("A", qSubstituted, "{{host}}")),
 		series("Needs attention", "Hosts needing a reboot (kernel changed), with deployments suspended, or waiting for a health confirmation.",
 			"short", false, query("A", qRebootNeeded, "reboot needed"), query("B", qSuspended, "suspended"), query("C", qPendingConfirm, "pending confirmation")),
+		series("Drift", "Hosts running another system than the one the agent deployed (a hand-run rebuild, a manual rollback, a boot-menu choice); `avalanche-agent status` on the host says what and why.",
+			"short", false, query("A", qDrift, "{{host}}")),
+		series("Deployments by result", "Deployments ended per result: deployed, up to date, failed, rolled back, interrupted (a stop or crash, retried), superseded.",
+			"short", true, query("A", qDeploymentsByResult, "{{result}}")),
 	}
 }

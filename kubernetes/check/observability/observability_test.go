@@ -123,7 +123,7 @@ func TestRules(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"AvalancheAgentDown", "AvalancheHostBehind", "AvalancheRolledBack", "AvalancheReleaseLate", "AvalancheDeployFailing"} {
+	for _, a := range []string{"AvalancheAgentDown", "AvalancheHostBehind", "AvalancheRolledBack", "AvalancheReleaseLate", "AvalancheDeployFailing", "AvalancheDrift", "AvalancheWebhookFailing"} {
 		if !slices.Contains(alerts, a) {
 			t.Errorf("alerts %v lack %s", alerts, a)
 		}
