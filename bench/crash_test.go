@@ -54,6 +54,8 @@ type crashRun struct {
 	violations []string
 	// overlapLine is the switch log line of the last overlap reported.
 	overlapLine int
+	// refusedGood are good commits already reported as refused.
+	refusedGood map[string]bool
 }
 
 // TestReliabilityCrashConsistency: 27 injections (every phase × signal
@@ -95,7 +97,7 @@ func newCrashRun(t *testing.T) *crashRun {
 	h.opts.SwitchLog = filepath.Join(h.dir, "switch.log")
 	h.opts.SwitchSleep, h.opts.BuildSleep = 300*time.Millisecond, 300*time.Millisecond
 	return &crashRun{h: h, units: filepath.Join(h.dir, "units"), good: map[string]string{}, bad: map[string]bool{},
-		counts: map[[2]string]int{}, landed: map[[2]string]int{}}
+		counts: map[[2]string]int{}, landed: map[[2]string]int{}, refusedGood: map[string]bool{}}
 }
 
 // deploy pushes the next commit: good (a new system and a new secret) or
@@ -267,20 +269,21 @@ func (r *crashRun) settle(t *testing.T, what string) {
 
 // crashState is what the suite reads of state.json and the journal.
 type crashState struct {
-	Deployed *deployment `json:"deployed"`
-	Bad      []struct {
-		Commit string `json:"commit"`
-	} `json:"bad"`
+	Deployed     *deployment     `json:"deployed"`
+	Bad          []badCommit     `json:"bad"`
 	Drift        json.RawMessage `json:"drift"`
 	flightClosed bool
 }
 
+// badCommit is a refused commit and why.
+type badCommit struct {
+	Commit string `json:"commit"`
+	Phase  string `json:"phase"`
+	Reason string `json:"reason"`
+}
+
 func (s crashState) isBad(c string) bool {
-	return slices.ContainsFunc(s.Bad, func(b struct {
-		Commit string `json:"commit"`
-	}) bool {
-		return b.Commit == c
-	})
+	return slices.ContainsFunc(s.Bad, func(b badCommit) bool { return b.Commit == c })
 }
 
 func (r *crashRun) readState() (crashState, error) {
@@ -318,8 +321,9 @@ func (r *crashRun) check(what string) {
 	}
 	// A commit is refused only for its own fault.
 	for _, b := range st.Bad {
-		if !r.bad[b.Commit] {
-			bad("good commit %s refused", b.Commit)
+		if !r.bad[b.Commit] && !r.refusedGood[b.Commit] {
+			r.refusedGood[b.Commit] = true
+			bad("good commit %s refused (%s: %s)", b.Commit, b.Phase, b.Reason)
 		}
 	}
 	// The next good commit deploys without --force; an unhealthy one is
