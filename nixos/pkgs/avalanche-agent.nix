@@ -21,7 +21,7 @@ buildGoModule {
   # The NAR hash of `go mod vendor` for go.mod/go.sum. After changing them,
   # `go test ./modules -run TestVendorHash` prints the new line to paste here
   # (CI fails until it is pasted).
-  vendorHash = "sha256-V8bUc/tGswBz2MzGxg8n4iT1petIr5Isi3VKAhSWlgo=";
+  vendorHash = "sha256-68tMlalLinhVB6J450PX4ck+ZodnBRwxtRLjgS+Dhb4=";
 
   subPackages = [
     "agent/cmd/avalanche-agent"
