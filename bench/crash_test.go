@@ -88,7 +88,7 @@ func TestReliabilityCrashConsistency(t *testing.T) {
 func newCrashRun(t *testing.T) *crashRun {
 	h := newHost(t, hostOptions{secrets: true, mutate: func(c map[string]any) {
 		d := c["deploy"].(map[string]any)
-		d["systemdRun"], d["confirmTimeout"] = true, "2s"
+		d["systemdRun"], d["confirmTimeout"] = true, "10s" // generous: a loaded machine must not fail a good commit's confirmation
 		d["healthChecks"] = []string{"! grep -q bad " + filepath.Join(d["currentSystem"].(string), "marker")}
 	}})
 	env, _ := nixtest.FakeSystemd(t, h.dir)
