@@ -33,21 +33,26 @@ func main() {
 		os.Exit(1)
 	}
 	if len(os.Args) > 1 {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := enrol.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-		stop()
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-		case errors.Is(err, enrol.ErrUsage):
-			os.Exit(2)
-		case err != nil:
-			fmt.Fprintf(os.Stderr, "avalanche-agent %s: %v\n", os.Args[1], err)
-			os.Exit(1)
-		}
-		return
+		os.Exit(hostCommand(os.Args[1:]))
 	}
 	if err := run(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "avalanche-decrypt: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// hostCommand runs one of the admin's host commands and returns the exit
+// status: 2 for a usage error.
+func hostCommand(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := enrol.Run(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, enrol.ErrUsage):
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "avalanche-agent %s: %v\n", args[0], err)
+	return 1
 }
