@@ -159,18 +159,29 @@ func (d *Daemon) apply(f *journal.Flight, dep state.Deployment) {
 
 // interrupted records that f was cut short without a verdict.
 func (d *Daemon) interrupted(f *journal.Flight, dep *state.Deployment, resolution string) {
-	count := 1
-	if old := d.st.Interrupted; old != nil && old.Commit == f.Commit && f.FailedStep == journal.StepSwitch {
-		count = old.Count + 1
-	}
-	d.st.Interrupted = &state.Interruption{Commit: f.Commit, Step: f.FailedStep, Time: d.now(), Count: count, Resolution: resolution}
+	d.st.Interrupted = &state.Interruption{Commit: f.Commit, Step: f.FailedStep, Time: d.now(),
+		Count: interruptions(d.st, f.Commit, f.FailedStep), Resolution: resolution}
 	dep.Result = resultInterrupted
+}
+
+// interruptions is how many times in a row commit's step will have been
+// cut short, counting this one; only activations are counted up.
+func interruptions(st *state.State, commit, step string) int {
+	if in := st.Interrupted; in != nil && in.Commit == commit && in.Step == step && step == journal.StepSwitch {
+		return in.Count + 1
+	}
+	return 1
 }
 
 // failure sets the last error from f; d.mu is held.
 func (d *Daemon) failure(f *journal.Flight, phase, msg string) {
-	class := fault.Class(f.Class)
-	fl := &state.Failure{Commit: f.Commit, Phase: phase, Message: msg, Time: d.now(), Transient: class.Retried(), Class: f.Class}
+	d.setLastError(f.Commit, phase, msg, fault.Class(f.Class))
+}
+
+// setLastError records the most recent failure and its line for status;
+// d.mu is held.
+func (d *Daemon) setLastError(commit, phase, msg string, class fault.Class) {
+	fl := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: class.Retried(), Class: string(class)}
 	d.st.LastError = fl
 	d.lastErr = describe(fl)
 }

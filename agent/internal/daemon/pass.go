@@ -215,21 +215,19 @@ func (d *Daemon) verifySignature(ctx context.Context, commit string) error {
 func (d *Daemon) fail(ctx context.Context, phase, commit string, err error) passResult {
 	class := classify(ctx, err)
 	msg := err.Error()
-	f := &state.Failure{Commit: commit, Phase: phase, Message: msg, Time: d.now(), Transient: class.Retried(), Class: string(class)}
 	d.logFailure(phase, commit, class, msg)
 	if class == fault.Shutdown {
 		return passResult{result: "interrupted", err: err, class: class}
 	}
 	d.mu.Lock()
 	same := d.st.LastError != nil && d.st.LastError.Message == msg && d.st.LastError.Commit == commit
-	d.st.LastError = f
+	d.setLastError(commit, phase, msg, class)
 	dep := state.Deployment{Commit: commit, Result: "failed", Error: msg, Time: d.now()}
 	verdict := class.Verdict() && commit != ""
 	if verdict && !same {
 		d.st.MarkBad(commit, phase, msg, d.now())
 		d.st.Record(dep)
 	}
-	d.lastErr = describe(f)
 	d.mu.Unlock()
 	d.setPhase(status.Failed, d.lastErr)
 	if !same {

@@ -114,10 +114,7 @@ func (d *Daemon) resumeSwitch(ctx context.Context, f *journal.Flight) passResult
 func (d *Daemon) cutShort(ctx context.Context, f *journal.Flight) passResult {
 	f.FailedStep = journal.StepSwitch
 	d.mu.Lock()
-	n := 1
-	if in := d.st.Interrupted; in != nil && in.Commit == f.Commit && in.Step == journal.StepSwitch {
-		n = in.Count + 1
-	}
+	n := interruptions(d.st, f.Commit, journal.StepSwitch)
 	d.mu.Unlock()
 	if n >= interruptLimit {
 		f.Cause = ""
