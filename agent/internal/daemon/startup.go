@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +59,10 @@ func (d *Daemon) load() error {
 		return fmt.Errorf("%w (the file is written atomically, so this is disk damage; move it away to start fresh)", err)
 	}
 	j, recs, err := journal.Open(d.journalPath())
+	if errors.Is(err, journal.ErrDamaged) {
+		return fmt.Errorf("%w (move it away to start: the deployment it describes is then neither finished nor undone; "+
+			"the agent compares what runs with what state.json says was deployed and repairs the difference)", err)
+	}
 	if err != nil {
 		return err
 	}
