@@ -92,9 +92,13 @@ type Flight struct {
 	// RollbackUnit the one that switches back.
 	Unit         string `json:"unit,omitempty"`
 	RollbackUnit string `json:"rollbackUnit,omitempty"`
-	// SwitchBy and ConfirmBy are deadlines on the boot clock.
-	SwitchBy  boot.Instant `json:"switchBy,omitzero"`
-	ConfirmBy boot.Instant `json:"confirmBy,omitzero"`
+	// SwitchBy and ConfirmBy are deadlines on the boot clock. RollbackBy
+	// is the deadline of the rollback's own switch, set when the rollback
+	// step is journaled: a rollback begins long after SwitchBy (after the
+	// confirm deadline, say), and must not be judged against it.
+	SwitchBy   boot.Instant `json:"switchBy,omitzero"`
+	ConfirmBy  boot.Instant `json:"confirmBy,omitzero"`
+	RollbackBy boot.Instant `json:"rollbackBy,omitzero"`
 	// Cause is why the flight failed or rolls back; Class is the failure
 	// class (commit, transient, host, shutdown, superseded); FailedStep the
 	// step that failed.
