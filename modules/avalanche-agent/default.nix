@@ -107,7 +107,9 @@ in
           # Runs as root on purpose: it sets the system profile and starts
           # switch-to-configuration (in a transient unit, via systemd-run).
           PrivateTmp = true;
-        };
+        }
+        // lib.optionalAttrs (cfg.memory.high != null) { MemoryHigh = cfg.memory.high; }
+        // lib.optionalAttrs (cfg.memory.max != null) { MemoryMax = cfg.memory.max; };
       };
     }
   ]);

@@ -74,6 +74,8 @@ let
       agentUnit = {
         inherit (unit) restartIfChanged;
         inherit (unit.serviceConfig) Type ExecStart WatchdogSec;
+        MemoryHigh = unit.serviceConfig.MemoryHigh or null;
+        MemoryMax = unit.serviceConfig.MemoryMax or null;
       };
       etc = builtins.attrNames config.environment.etc;
       # Services started after the agent (it installs their secrets first).
