@@ -108,6 +108,10 @@ func (d *Daemon) resumeSwitch(ctx context.Context, f *journal.Flight) passResult
 		return d.rollback(ctx, f, err)
 	}
 	if d.switched(f) {
+		if err := d.handOver(ctx, f); err != nil { // the switch ran unwatched
+			f.FailedStep = journal.StepSwitch
+			return d.rollback(ctx, f, err)
+		}
 		return d.run(ctx, f, d.stepsFrom(journal.StepConfirm))
 	}
 	return d.cutShort(ctx, f)

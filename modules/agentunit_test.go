@@ -1,6 +1,10 @@
 package modules
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 // The agent's unit has MemoryHigh= and MemoryMax= by default, sized by what
 // the host does (issue 25 item 5): a push that makes a fetch or an
@@ -43,4 +47,24 @@ func deref(s *string) string {
 		return "(unset)"
 	}
 	return *s
+}
+
+// A host whose secrets belong to users its own activation creates (issue 25
+// item 10: kanidm, step-ca, vaultwarden on mysecrets) hands them over in
+// the activation, after users and groups and before services start.
+func TestActivationHandsSecretsToNewOwners(t *testing.T) {
+	f := newFleet(t)
+	f.writeSecrets(t, []string{"mysecrets"})
+	var r struct {
+		SecretsOwners *struct {
+			Deps []string `json:"deps"`
+			Text string   `json:"text"`
+		} `json:"secretsOwners"`
+	}
+	f.mustEval(t, `report "mysecrets"`, &r)
+	s := r.SecretsOwners
+	if s == nil || !slices.Contains(s.Deps, "users") || !slices.Contains(s.Deps, "groups") ||
+		!strings.Contains(s.Text, `/bin/avalanche-agent secrets handover --config /nix/store/`) || !strings.Contains(s.Text, `--system "$systemConfig"`) {
+		t.Errorf("mysecrets' activation step avalanche-agent-secrets-owners = %+v; want `avalanche-agent secrets handover` after users and groups", s)
+	}
 }
