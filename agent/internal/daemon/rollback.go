@@ -30,7 +30,7 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	// A rollback switch a crash left running keeps the deadline it was
 	// given; the switch this rollback runs gets one of its own.
 	orphanBy := f.RollbackBy
-	f.RollbackBy = d.Clock.After(d.Config.Deploy.SwitchTimeout.D())
+	f.RollbackBy = d.rollbackDeadline(f.SwitchBy, orphanBy)
 	if err := d.record(f, journal.StepRollback, journal.Intent); err != nil {
 		// Rolling back is still the safest thing to do.
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")
@@ -48,6 +48,20 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")
 	}
 	return d.end(ctx, f, resultRolledBack, cause)
+}
+
+// rollbackDeadline is when the rollback's own switch must have ended:
+// deploy.switchTimeout after it starts, which is once the switches it
+// waits for have ended, at the latest by their deadlines (this boot's).
+func (d *Daemon) rollbackDeadline(waits ...boot.Instant) boot.Instant {
+	start := d.Clock.Now()
+	for _, by := range waits {
+		if d.Clock.SameBoot(by) && by.Uptime > start.Uptime {
+			start.Uptime = by.Uptime
+		}
+	}
+	start.Uptime += d.Config.Deploy.SwitchTimeout.D()
+	return start
 }
 
 // undo waits for f's switch to end (never two activations at once), then
