@@ -55,6 +55,19 @@ in
 
       environment.systemPackages = [ cfg.package ];
 
+      # A fresh host's first deployment declares secrets for users that this
+      # very activation creates (kanidm, step-ca, vaultwarden): the agent
+      # installed them as root's. Hand them over after users and groups
+      # exist and before any service starts, as sops-nix orders it. At boot
+      # there is no generation yet (the agent installs them later): nothing
+      # to do. An owner still missing is judged by the agent after the switch.
+      system.activationScripts.avalanche-agent-secrets-owners = lib.mkIf (cfg.secrets != { }) (
+        lib.stringAfter [ "users" "groups" ] ''
+          ${cfg.package}/bin/avalanche-agent secrets handover --config ${configFile} --system "$systemConfig" \
+            || echo "avalanche-agent: some secrets are still root's; the agent judges it after the switch" >&2
+        ''
+      );
+
       users.groups.${cfg.group} = { };
 
       # The secrets generations live on a ramfs: RAM only, never swapped. It
@@ -107,7 +120,9 @@ in
           # Runs as root on purpose: it sets the system profile and starts
           # switch-to-configuration (in a transient unit, via systemd-run).
           PrivateTmp = true;
-        };
+        }
+        // lib.optionalAttrs (cfg.memory.high != null) { MemoryHigh = cfg.memory.high; }
+        // lib.optionalAttrs (cfg.memory.max != null) { MemoryMax = cfg.memory.max; };
       };
     }
   ]);

@@ -104,6 +104,50 @@ in
 
     pollInterval = opt duration d.pollInterval "How often the agent asks the remote for new commits.";
 
+    # The agent's cgroup bounds: a push that makes the agent (or the nix
+    # evaluation it runs) take too much memory hits the agent's unit only,
+    # never k3s or the host. Switches run in their own transient units.
+    memory =
+      let
+        size = types.nullOr (types.strMatching "[0-9]+[KMGT]?|[0-9]+%|infinity");
+        inherit (config.services.avalanche-agent) deploy builder;
+        evaluates = !(deploy.source == "builder" && deploy.builderFallback == "wait");
+        # An evaluation takes 1-2 GB; the builder runs `parallelism` at once.
+        gb = n: "${toString n}G";
+        defaults =
+          if builder.enable then
+            {
+              high = gb (2 * builder.parallelism);
+              max = gb (2 * builder.parallelism + 1);
+            }
+          else if evaluates then
+            {
+              high = "2560M";
+              max = "3G";
+            }
+          else
+            {
+              high = "384M";
+              max = "512M";
+            };
+        sizeOpt =
+          default: description:
+          mkOption {
+            type = size;
+            inherit default description;
+            defaultText = lib.literalMD ''
+              by mode: 384M (high) and 512M (max) on a host that never evaluates
+              (deploy.source = "builder", deploy.builderFallback = "wait"); 2560M
+              and 3G on one that evaluates; for the builder role 2 GB per
+              builder.parallelism, plus 1 GB for max
+            '';
+          };
+      in
+      {
+        high = sizeOpt defaults.high "MemoryHigh= of the agent's unit (throttled above it); null: none.";
+        max = sizeOpt defaults.max "MemoryMax= of the agent's unit (out-of-memory-killed above it, then restarted); null: none.";
+      };
+
     group = opt types.str d.group "Group whose members may read the agent's status (`avalanche-agent status`).";
     operatorGroup = opt types.str d.operatorGroup "Group whose members may act (`avalanche-agent sync`).";
 

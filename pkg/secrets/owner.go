@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"errors"
 	"fmt"
 	"os/user"
 	"strconv"
@@ -11,10 +12,18 @@ type owner struct {
 	uid, gid int
 }
 
+// root owns a secret whose owner does not exist yet.
+var root = owner{}
+
+// errNoOwnerYet marks an owner or group name the user database does not
+// know (yet): on a fresh host the first activation creates it.
+var errNoOwnerYet = errors.New("does not exist (yet)")
+
 // resolveOwner turns a secret's Owner and Group into ids. Names are looked
 // up with os/user; numeric ids are taken as they are. An empty Owner is
 // root; an empty Group is the owner's primary group when the user database
-// knows the owner, else root.
+// knows the owner, else root. A name the database does not know is an
+// error wrapping errNoOwnerYet.
 func resolveOwner(s Secret) (owner, error) {
 	o := owner{}
 	primary := "0"
@@ -51,6 +60,10 @@ func lookupUser(name string) (*user.User, error) {
 		return &user.User{Uid: strconv.Itoa(id)}, nil
 	}
 	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
+		return nil, fmt.Errorf("owner %q %w", name, errNoOwnerYet)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up owner: %w", err)
 	}
@@ -65,6 +78,10 @@ func lookupGroup(name string) (int, error) {
 		return id, nil
 	}
 	g, err := user.LookupGroup(name)
+	var unknown user.UnknownGroupError
+	if errors.As(err, &unknown) {
+		return 0, fmt.Errorf("group %q %w", name, errNoOwnerYet)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("looking up group: %w", err)
 	}

@@ -72,6 +72,8 @@ func (s *Store) Install(ctx context.Context, m *Manifest, values map[string][]by
 }
 
 // checkInstall makes sure every secret has a value and a resolvable owner.
+// A secret whose owner or group does not exist yet is root's until
+// Handover: on a fresh host the first activation creates system users.
 func checkInstall(m *Manifest, values map[string][]byte) ([]owner, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("installing secrets: %w: %w", ErrManifest, err)
@@ -83,7 +85,10 @@ func checkInstall(m *Manifest, values map[string][]byte) ([]owner, error) {
 			errs = append(errs, fmt.Errorf("secret %q: no value", sec.Name))
 		}
 		o, err := resolveOwner(sec)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoOwnerYet):
+			o = root
+		case err != nil:
 			errs = append(errs, fmt.Errorf("secret %q: %w", sec.Name, err))
 		}
 		owners[i] = o

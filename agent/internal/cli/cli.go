@@ -52,7 +52,7 @@ func commands() map[string]command {
 		"rollback":     {"return to the previous deployment and refuse the current commit", runSimple("rollback")},
 		"check-config": {"validate a config file, listing every problem", runCheckConfig},
 		"version":      {"print the version", runVersion},
-		"secrets":      {"secrets recipient | secrets check: this host's SOPS side", runSecrets},
+		"secrets":      {"secrets recipient | check | handover: this host's SOPS side", runSecrets},
 		"cloud":        {"operate the Hetzner exit-node VPS", runCloud},
 		"fleet":        {"show every host of the fleet at a glance", runFleet},
 		"demo":         {"deploy a pushed commit in a throw-away sandbox", runDemo},

@@ -20,8 +20,12 @@ func manifestPath(system string) string {
 }
 
 func runSecrets(ctx context.Context, m *Main, args []string) error {
+	if len(args) > 0 && args[0] == "handover" {
+		return runHandover(ctx, m, args[1:])
+	}
 	if len(args) == 0 || (args[0] != "recipient" && args[0] != "check") {
 		fmt.Fprintln(m.Stderr, "usage: avalanche-agent secrets recipient|check [--config F] [--system PATH | --commit SHA [--branch B]]")
+		fmt.Fprintln(m.Stderr, "       avalanche-agent secrets handover [--config F] --system PATH")
 		return ErrUsage
 	}
 	fs := m.flags("secrets " + args[0])
@@ -140,4 +144,37 @@ func checkSecrets(ctx context.Context, m *Main, dec *secrets.Decrypter, ids *sec
 		return fmt.Errorf("%d of %d secrets cannot be decrypted on this host", failed, len(man.Secrets))
 	}
 	return nil
+}
+
+// runHandover gives the current secrets generation's files that were
+// installed as root's, because their owner did not exist yet, to the
+// owners system declares. The NixOS module runs it inside the activation,
+// after users and groups are created and before services start, so a
+// fresh host's first switch starts kanidm with a secret kanidm can read.
+// Without a current generation (early boot: the agent installs them
+// later) there is nothing to do.
+func runHandover(ctx context.Context, m *Main, args []string) error {
+	fs := m.flags("secrets handover")
+	cfgPath := fs.String("config", config.DefaultPath, "agent config `file`")
+	system := fs.String("system", "", "the system being activated (its secrets manifest)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *system == "" {
+		return fmt.Errorf("%w: --system is required", ErrUsage)
+	}
+	c, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	s := newSecretsInstaller(c)
+	gen, err := s.Current()
+	if err != nil || gen == "" {
+		return err
+	}
+	handed, err := s.Handover(ctx, *system, gen)
+	for _, n := range handed {
+		fmt.Fprintf(m.Stdout, "handed over %s\n", n)
+	}
+	return err
 }

@@ -123,3 +123,25 @@ func (s *secretsInstaller) Current() (string, error) {
 
 // Clean implements daemon.Secrets.
 func (s *secretsInstaller) Clean() error { return s.store.Clean() }
+
+// Handover implements the daemon's secretsHandover: it gives the secrets
+// of generation that were installed as root's, because their owner did not
+// exist before the switch, to the owners the switch created. An owner the
+// system never creates is the system's fault.
+func (s *secretsInstaller) Handover(ctx context.Context, system, generation string) ([]string, error) {
+	m, err := secrets.LoadManifest(manifestPath(system))
+	if errors.Is(err, secrets.ErrNoManifest) || generation == "" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.New(fault.Commit, err)
+	}
+	handed, err := s.store.Handover(secrets.Generation{ID: generation, Path: filepath.Join(s.store.Root, generation)}, m)
+	switch {
+	case errors.Is(err, secrets.ErrManifest):
+		return handed, fault.New(fault.Commit, err)
+	case err != nil:
+		return handed, fault.New(fault.Host, err)
+	}
+	return handed, nil
+}

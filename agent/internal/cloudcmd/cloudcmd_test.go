@@ -54,9 +54,10 @@ var ids = regexp.MustCompile(`/firewalls/\d+`)
 
 func TestProvisionDryRun(t *testing.T) {
 	e := newEnv(t)
+	r := newFlakeRepo(t)
 	out := e.mustRun(t, "provision-exit-node", "--dry-run", "--ssh-key-file", e.keyFile, "--home-ip", "203.0.113.7", "--location", "fsn1",
-		"--flake", "git+https://git.example/fleet/avalanche#vps")
-	ud, _ := UserData(UserDataOptions{AuthorizedKey: testKey, Flake: "git+https://git.example/fleet/avalanche#vps"})
+		"--flake", flakeAt(r.signed), "--allowed-signers", r.signers, "--repo", r.dir)
+	ud, _ := UserData(UserDataOptions{AuthorizedKey: testKey, Flake: flakeAt(r.signed)})
 	want := `dry run, nothing is changed
 provision exit node "avalanche-exit-node": 3 API call(s)
   1. POST   /ssh_keys                                  create ssh key "avalanche-exit-node" (ssh-ed25519)

@@ -28,10 +28,11 @@ const installScript = "/root/avalanche-install-nixos.sh"
 
 // UserDataOptions shape the cloud-init user data.
 type UserDataOptions struct {
-	InfectURL     string // nixos-infect script, https only
-	InfectSHA256  string // its sha256 (hex); required with a non-default InfectURL
-	Channel       string // NIX_CHANNEL for nixos-infect
-	Flake         string // optional flake ref switched to on the first NixOS boot
+	InfectURL    string // nixos-infect script, https only
+	InfectSHA256 string // its sha256 (hex); required with a non-default InfectURL
+	Channel      string // NIX_CHANNEL for nixos-infect
+	Flake        string // optional flake ref switched to on the first NixOS boot; must pin rev=
+
 	AuthorizedKey string // recorded in the bootstrap config as root's key
 }
 
@@ -123,6 +124,11 @@ func (o *UserDataOptions) check() error {
 	if strings.ContainsAny(o.AuthorizedKey, "\r\n") {
 		return fmt.Errorf("%w: the ssh public key file must hold one key on one line", ErrUsage)
 	}
+	if o.Flake != "" {
+		if _, err := FlakeRev(o.Flake); err != nil {
+			return err
+		}
+	}
 	for name, v := range map[string]string{"--flake": o.Flake, "--nix-channel": o.Channel, "the ssh public key": o.AuthorizedKey} {
 		if err := carriable(v); err != nil {
 			return fmt.Errorf("%w: %s %q: %v", ErrUsage, name, v, err)
@@ -169,4 +175,23 @@ func shellWord(s string) string {
 	}
 	b.WriteByte('\'')
 	return b.String()
+}
+
+// FlakeRev returns the full commit hash a flake reference pins with its
+// rev= parameter. The bootstrap switches to the reference as root before
+// any agent runs: a branch tip would be whatever the branch holds that day,
+// so a reference without a full commit hash is refused.
+func FlakeRev(ref string) (string, error) {
+	loc, _, _ := strings.Cut(ref, "#")
+	_, query, _ := strings.Cut(loc, "?")
+	params, err := url.ParseQuery(query)
+	rev := params.Get("rev")
+	if err != nil || rev == "" {
+		return "", fmt.Errorf("%w: --flake %q does not pin a commit: add ?rev=<full commit hash> "+
+			"(e.g. git+https://git.example/fleet/avalanche?rev=<sha>#vps), a commit verified with --allowed-signers", ErrUsage, ref)
+	}
+	if b, err := hex.DecodeString(rev); err != nil || (len(b) != 20 && len(b) != 32) {
+		return "", fmt.Errorf("%w: --flake rev %q is not a full commit hash (40 or 64 hex digits)", ErrUsage, rev)
+	}
+	return strings.ToLower(rev), nil
 }

@@ -27,7 +27,7 @@ printf '%s' "$NIXOS_IMPORT" > "$OUT/import"
 var hostile = UserDataOptions{
 	InfectURL:     "https://example.org/x'$(touch pwned)\"`touch pwned`${HOME}/nixos-infect",
 	Channel:       "nixos-25.05'\n$(touch pwned)\"`touch pwned` ${HOME} \\' # - [x]: y",
-	Flake:         "git+https://git.example/a'b\"c#vps$(touch pwned)`touch pwned`${builtins.currentTime}\n\ttouch pwned; \\\" ''${x}",
+	Flake:         "git+https://git.example/a'b\"c?rev=0123456789abcdef0123456789abcdef01234567#vps$(touch pwned)`touch pwned`${builtins.currentTime}\n\ttouch pwned; \\\" ''${x}",
 	AuthorizedKey: testKey + ` op"er'a$(touch pwned)${builtins.currentTime}\'' ; é`,
 }
 
@@ -256,6 +256,7 @@ func TestUserDataPinsTheInstaller(t *testing.T) {
 
 func TestUserDataRefuses(t *testing.T) {
 	sum := sha256Hex("x")
+	rev := "0123456789abcdef0123456789abcdef01234567"
 	tests := []struct {
 		name string
 		o    UserDataOptions
@@ -266,7 +267,11 @@ func TestUserDataRefuses(t *testing.T) {
 		{"short sum", UserDataOptions{InfectSHA256: sum[:60]}, "is not a sha256"},
 		{"sum not hex", UserDataOptions{InfectSHA256: "g" + sum[1:]}, "is not a sha256"},
 		{"two keys", UserDataOptions{AuthorizedKey: testKey + "\n" + testKey}, "one key on one line"},
-		{"control character", UserDataOptions{Flake: "git+https://x\x1b[2J#vps"}, `--flake "git+https://x\x1b[2J#vps": has control character U+001B at byte 13`},
+		{"control character", UserDataOptions{Flake: "git+https://x?rev=" + rev + "#vps\x1b[2J"}, `--flake "git+https://x?rev=` + rev + `#vps\x1b[2J": has control character U+001B at byte 62`},
+		{"flake on a branch tip", UserDataOptions{Flake: "git+https://git.example/fleet/avalanche#vps"}, "does not pin a commit: add ?rev="},
+		{"flake on a named ref", UserDataOptions{Flake: "git+https://git.example/fleet/avalanche?ref=main#vps"}, "does not pin a commit"},
+		{"flake on a short rev", UserDataOptions{Flake: "git+https://git.example/fleet/avalanche?rev=" + rev[:12] + "#vps"}, "is not a full commit hash"},
+		{"rev in the fragment", UserDataOptions{Flake: "git+https://git.example/fleet/avalanche#vps?rev=" + rev}, "does not pin a commit"},
 		{"not UTF-8", UserDataOptions{Channel: "nixos-\xff"}, "is not valid UTF-8"},
 	}
 	for _, tt := range tests {

@@ -327,7 +327,7 @@ func (d *Daemon) switchTo(ctx context.Context, f *journal.Flight) error {
 	}
 	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepSwitch).Str("action", f.Action).
 		Int("generation", f.Generation).Dur("durationMs", d.now().Sub(start)).Msg("activated")
-	return nil
+	return d.handOver(ctx, f)
 }
 
 func (d *Daemon) activation(action, unit string) rebuild.Activation {

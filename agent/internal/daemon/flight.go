@@ -89,16 +89,30 @@ func (d *Daemon) end(ctx context.Context, f *journal.Flight, result string, caus
 		// its last step instead. Still tell what happened.
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the end of a deployment")
 	}
-	dep := d.settle(f)
+	return d.finish(ctx, f, cause)
+}
+
+// finish settles an ended flight in the state file, tells about it (log,
+// post-deploy hook, forge status) and only then empties the journal: after
+// a crash before that, the next start finds the ended flight and tells
+// again (at least once) instead of never.
+func (d *Daemon) finish(ctx context.Context, f *journal.Flight, cause error) passResult {
+	dep, saved := d.settle(f)
 	d.report(ctx, f, dep, cause)
 	d.event(f, f.Result)
+	if saved {
+		if err := d.jrnl.Reset(); err != nil {
+			d.Log.Error().Err(err).Msg("emptying the deployment journal")
+		}
+	}
 	return d.outcome(f, cause)
 }
 
-// settle applies an ended flight to the state, saves it and empties the
-// journal. It is idempotent: a flight already settled is not applied again.
-func (d *Daemon) settle(f *journal.Flight) state.Deployment {
-	dep := deploymentOf(f)
+// settle applies an ended flight to the state and saves it; saved is false
+// when the state file could not be written (the journal must then stay).
+// It is idempotent: a flight already settled is not applied again.
+func (d *Daemon) settle(f *journal.Flight) (dep state.Deployment, saved bool) {
+	dep = deploymentOf(f)
 	d.mu.Lock()
 	if f.ID > d.st.LastFlight {
 		d.apply(f, dep)
@@ -106,13 +120,9 @@ func (d *Daemon) settle(f *journal.Flight) state.Deployment {
 	}
 	d.flight = nil
 	d.mu.Unlock()
-	if err := d.save(); err == nil {
-		if err := d.jrnl.Reset(); err != nil {
-			d.Log.Error().Err(err).Msg("emptying the deployment journal")
-		}
-	}
+	saved = d.save() == nil
 	d.pruneGCRoots()
-	return dep
+	return dep, saved
 }
 
 // apply changes the state for f's result; d.mu is held.

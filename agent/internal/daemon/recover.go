@@ -32,7 +32,13 @@ func (d *Daemon) recover(ctx context.Context) (res passResult, ok bool) {
 		return passResult{}, true
 	}
 	if !f.Open() {
-		d.settle(f) // ended, but the state file may not know yet
+		// Ended, but the state file may not know yet, nor the post-deploy
+		// hook and the forge: the journal is emptied only after them.
+		var cause error
+		if f.Cause != "" {
+			cause = errors.New(f.Cause)
+		}
+		d.finish(ctx, f, cause)
 		return passResult{}, true
 	}
 	d.setPhase(status.Recovering, fmt.Sprintf("deployment of %s stopped at %s (%s)", short(f.Commit), f.Step, f.Event))
@@ -102,6 +108,10 @@ func (d *Daemon) resumeSwitch(ctx context.Context, f *journal.Flight) passResult
 		return d.rollback(ctx, f, err)
 	}
 	if d.switched(f) {
+		if err := d.handOver(ctx, f); err != nil { // the switch ran unwatched
+			f.FailedStep = journal.StepSwitch
+			return d.rollback(ctx, f, err)
+		}
 		return d.run(ctx, f, d.stepsFrom(journal.StepConfirm))
 	}
 	return d.cutShort(ctx, f)

@@ -27,6 +27,10 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 		f.RollbackUnit = fmt.Sprintf("avalanche-rollback-%d", f.ID)
 	}
 	f.RollbackError = ""
+	// A rollback switch a crash left running keeps the deadline it was
+	// given; the switch this rollback runs gets one of its own.
+	orphanBy := f.RollbackBy
+	f.RollbackBy = d.rollbackDeadline(f.SwitchBy, orphanBy)
 	if err := d.record(f, journal.StepRollback, journal.Intent); err != nil {
 		// Rolling back is still the safest thing to do.
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")
@@ -35,7 +39,7 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	failpoint.Hit("rollback")
 	// A stop does not cut a rollback short: the host would be left
 	// between two systems. systemd's stop timeout bounds it.
-	err := d.undo(context.WithoutCancel(ctx), f)
+	err := d.undo(context.WithoutCancel(ctx), f, orphanBy)
 	event := journal.Done
 	if err != nil {
 		f.RollbackError, event = err.Error(), journal.Failed
@@ -46,14 +50,33 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	return d.end(ctx, f, resultRolledBack, cause)
 }
 
+// rollbackDeadline is when the rollback's own switch must have ended:
+// deploy.switchTimeout after it starts, which is once the switches it
+// waits for have ended, at the latest by their deadlines (this boot's).
+func (d *Daemon) rollbackDeadline(waits ...boot.Instant) boot.Instant {
+	start := d.Clock.Now()
+	for _, by := range waits {
+		if d.Clock.SameBoot(by) && by.Uptime > start.Uptime {
+			start.Uptime = by.Uptime
+		}
+	}
+	start.Uptime += d.Config.Deploy.SwitchTimeout.D()
+	return start
+}
+
 // undo waits for f's switch to end (never two activations at once), then
 // restores the previous secrets and activates the previous system.
-func (d *Daemon) undo(ctx context.Context, f *journal.Flight) error {
+// orphanBy is the deadline of a rollback switch a crash left running.
+func (d *Daemon) undo(ctx context.Context, f *journal.Flight, orphanBy boot.Instant) error {
 	// The forward switch, and a rollback's own switch that a crash left
-	// running: both must end before this rollback switches.
-	for _, unit := range []string{f.Unit, f.RollbackUnit} {
-		if err := d.awaitUnit(ctx, unit, f.SwitchBy); err != nil {
-			d.Log.Warn().Err(err).Str("unit", unit).Msg("stopping a switch before rolling back")
+	// running, each against its own deadline: both must end before this
+	// rollback switches.
+	for _, u := range []struct {
+		name string
+		by   boot.Instant
+	}{{f.Unit, f.SwitchBy}, {f.RollbackUnit, orphanBy}} {
+		if err := d.awaitUnit(ctx, u.name, u.by); err != nil {
+			d.Log.Warn().Err(err).Str("unit", u.name).Msg("stopping a switch before rolling back")
 		}
 	}
 	sec, secErr := d.undoSecrets(ctx, f)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,14 +51,20 @@ func (d *Daemon) load() error {
 	// A kill -9 during a write leaves its temporary file; the rename never
 	// happened, so the state file itself is whole.
 	stale, _ := filepath.Glob(filepath.Join(d.Config.StateDir, ".state.json.tmp-*"))
-	for _, f := range stale {
+	floorTmp, _ := filepath.Glob(filepath.Join(d.Config.StateDir, "."+state.FloorFile+".tmp-*"))
+	for _, f := range append(stale, floorTmp...) {
 		os.Remove(f)
 	}
 	st, err := state.Load(d.Config.StatePath())
 	if err != nil {
-		return fmt.Errorf("%w (the file is written atomically, so this is disk damage; move it away to start fresh)", err)
+		return fmt.Errorf("%w (the file is written atomically, so this is disk damage; move it away to start fresh: "+
+			"the last main commit deployed, below which no force-pushed main is taken, is kept apart in %s and stays)", err, state.FloorFile)
 	}
 	j, recs, err := journal.Open(d.journalPath())
+	if errors.Is(err, journal.ErrDamaged) {
+		return fmt.Errorf("%w (move it away to start: the deployment it describes is then neither finished nor undone; "+
+			"the agent compares what runs with what state.json says was deployed and repairs the difference)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -139,10 +146,14 @@ func (d *Daemon) gcRootDir() string { return filepath.Join(d.Config.StateDir, "g
 // installCurrentSecrets installs the running system's secrets at start-up:
 // after a reboot the RAM filesystem is empty. While a deployment is open
 // and its secrets are in place, recovery decides which generation stays.
+// It holds the pass lock: the local API already listens, and a rollback
+// asked for now must not restore a generation this install then replaces.
 func (d *Daemon) installCurrentSecrets(ctx context.Context) {
 	if d.Secrets == nil {
 		return
 	}
+	d.passLock.Lock()
+	defer d.passLock.Unlock()
 	cur := resolve(d.Config.Deploy.CurrentSystem)
 	if cur == "" {
 		return

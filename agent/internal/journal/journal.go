@@ -7,7 +7,10 @@
 //
 // A record is one JSON line. A power cut can leave a torn last line; it is
 // the intent of a step whose side effect never started (the side effect
-// waits for the fsync), so Open drops it.
+// waits for the fsync), so Open drops it. An undecodable line followed by
+// others is not a torn write but damage: Open refuses it (ErrDamaged)
+// rather than lose the records after it. An Append that fails halfway
+// (disk full) cuts the file back to its last whole record.
 package journal
 
 import (
@@ -89,9 +92,13 @@ type Flight struct {
 	// RollbackUnit the one that switches back.
 	Unit         string `json:"unit,omitempty"`
 	RollbackUnit string `json:"rollbackUnit,omitempty"`
-	// SwitchBy and ConfirmBy are deadlines on the boot clock.
-	SwitchBy  boot.Instant `json:"switchBy,omitzero"`
-	ConfirmBy boot.Instant `json:"confirmBy,omitzero"`
+	// SwitchBy and ConfirmBy are deadlines on the boot clock. RollbackBy
+	// is the deadline of the rollback's own switch, set when the rollback
+	// step is journaled: a rollback begins long after SwitchBy (after the
+	// confirm deadline, say), and must not be judged against it.
+	SwitchBy   boot.Instant `json:"switchBy,omitzero"`
+	ConfirmBy  boot.Instant `json:"confirmBy,omitzero"`
+	RollbackBy boot.Instant `json:"rollbackBy,omitzero"`
 	// Cause is why the flight failed or rolls back; Class is the failure
 	// class (commit, transient, host, shutdown, superseded); FailedStep the
 	// step that failed.
@@ -114,10 +121,22 @@ func (f *Flight) Open() bool { return f != nil && f.Step != StepEnd }
 type Journal struct {
 	path string
 	f    *os.File
+	// size is the end of the last whole record: where the next one goes,
+	// and what a failed append is cut back to.
+	size int64
+	// torn is set while a failed append's bytes could not be cut off; no
+	// record is written after them until they are.
+	torn bool
 }
 
+// ErrDamaged marks a journal with an undecodable line that whole records
+// follow: disk damage, not a torn write, and its records cannot be
+// trusted to be all there is.
+var ErrDamaged = errors.New("journal is damaged")
+
 // Open opens (creating) the journal at path and returns its records. A
-// torn last line is cut off the file.
+// torn last line is cut off the file; an undecodable line before the last
+// is an error wrapping ErrDamaged, and the file is left as it is.
 func Open(path string) (*Journal, []Flight, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -132,28 +151,53 @@ func Open(path string) (*Journal, []Flight, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("repairing journal %s: %w", path, err)
 	}
-	return &Journal{path: path, f: f}, recs, nil
+	return &Journal{path: path, f: f, size: good}, recs, nil
 }
 
 // read decodes whole lines and returns the offset after the last good one.
+// Only the last line may be undecodable (torn by a power cut: its record
+// was never fsynced, so nothing acted on it); one that other lines follow
+// is damage.
 func read(r io.Reader) ([]Flight, int64, error) {
 	var recs []Flight
 	var good int64
+	var bad error // the first undecodable line, while nothing follows it
+	badLine := 0
 	br := bufio.NewReader(r)
-	for {
+	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return recs, good, nil // no newline: torn, or nothing
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			return recs, good, nil // the last line, if any, is torn
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, 0, err
 		}
+		if bad != nil {
+			return nil, 0, fmt.Errorf("%w: line %d (byte %d) does not decode (%w) and %d more line(s) follow it; "+
+				"a power cut tears only the last line, so this is disk damage", ErrDamaged, badLine, good, bad, countLines(br))
+		}
+		if errors.Is(err, io.EOF) {
+			return recs, good, nil // no newline: torn
+		}
 		var rec Flight
-		if json.Unmarshal(bytes.TrimSpace(line), &rec) != nil {
-			return recs, good, nil // a torn line followed by garbage
+		if derr := json.Unmarshal(bytes.TrimSpace(line), &rec); derr != nil {
+			bad, badLine = derr, n
+			continue
 		}
 		recs = append(recs, rec)
 		good += int64(len(line))
+	}
+}
+
+// countLines counts the line just read and those left in br, for the
+// damage message.
+func countLines(br *bufio.Reader) int {
+	n := 1
+	for {
+		if _, err := br.ReadBytes('\n'); err != nil {
+			return n
+		}
+		n++
 	}
 }
 
@@ -162,30 +206,57 @@ func cut(f *os.File, size int64) error {
 	if err != nil {
 		return err
 	}
-	if fi.Size() != size {
-		if err := f.Truncate(size); err != nil {
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			return err
-		}
+	if fi.Size() == size {
+		return nil
 	}
-	_, err = f.Seek(size, io.SeekStart)
-	return err
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
-// Append writes rec as one line and waits until it is on disk.
+// Append writes rec as one line and waits until it is on disk. When the
+// write or the sync fails (disk full, I/O error), the file is cut back to
+// the previous record, so a later record never follows a partial line.
 func (j *Journal) Append(rec Flight) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding journal record: %w", err)
 	}
-	if _, err := j.f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("writing journal %s: %w", j.path, err)
+	if j.torn {
+		if err := j.cutBack(); err != nil {
+			return fmt.Errorf("cutting a failed write off journal %s: %w", j.path, err)
+		}
+	}
+	line := append(b, '\n')
+	if _, err := j.f.WriteAt(line, j.size); err != nil {
+		return j.failed(fmt.Errorf("writing journal %s: %w", j.path, err))
 	}
 	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("syncing journal %s: %w", j.path, err)
+		return j.failed(fmt.Errorf("syncing journal %s: %w", j.path, err))
 	}
+	j.size += int64(len(line))
+	return nil
+}
+
+// failed cuts what a failed append may have written off the file; when
+// even that fails, the next Append tries again before writing.
+func (j *Journal) failed(err error) error {
+	j.torn = true
+	if cerr := j.cutBack(); cerr != nil {
+		return errors.Join(err, fmt.Errorf("cutting the failed write off: %w", cerr))
+	}
+	return err
+}
+
+func (j *Journal) cutBack() error {
+	if err := j.f.Truncate(j.size); err != nil {
+		return err
+	}
+	if err := j.f.Sync(); err != nil {
+		return err
+	}
+	j.torn = false
 	return nil
 }
 
@@ -194,9 +265,7 @@ func (j *Journal) Reset() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("emptying journal %s: %w", j.path, err)
 	}
-	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("emptying journal %s: %w", j.path, err)
-	}
+	j.size, j.torn = 0, false
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("syncing journal %s: %w", j.path, err)
 	}

@@ -5,12 +5,14 @@
 package state
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -147,8 +149,26 @@ type Interruption struct {
 	Resolution string `json:"resolution"`
 }
 
-// Load reads the state file. A missing file is an empty state, not an error.
+// FloorFile, next to the state file, holds LastMain apart from it: the
+// force-push floor must survive a damaged state file that an operator
+// moves away, or an older, validly signed main would be deployed.
+const FloorFile = "last-main"
+
+// Load reads the state file. A missing file is an empty state, not an
+// error. A state without LastMain (a fresh one after the file was moved
+// away) takes it from FloorFile.
 func Load(path string) (*State, error) {
+	s, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	if s.LastMain == "" {
+		s.LastMain, err = loadFloor(path)
+	}
+	return s, err
+}
+
+func load(path string) (*State, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: Version}, nil
@@ -166,14 +186,46 @@ func Load(path string) (*State, error) {
 	return &s, nil
 }
 
-// Save writes s to path atomically.
+// Save writes s to path atomically, then FloorFile when LastMain moved.
 func Save(path string, s *State) error {
 	s.Version = Version
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
-	return WriteFileAtomic(path, append(b, '\n'), 0o640)
+	if err := WriteFileAtomic(path, append(b, '\n'), 0o640); err != nil {
+		return err
+	}
+	if floor, err := loadFloor(path); s.LastMain == "" || (err == nil && floor == s.LastMain) {
+		return nil
+	}
+	return WriteFileAtomic(floorPath(path), []byte(s.LastMain+"\n"), 0o640)
+}
+
+func floorPath(statePath string) string { return filepath.Join(filepath.Dir(statePath), FloorFile) }
+
+// loadFloor reads FloorFile; "" when there is none.
+func loadFloor(statePath string) (string, error) {
+	b, err := os.ReadFile(floorPath(statePath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the last deployed main commit: %w", err)
+	}
+	c := strings.TrimSpace(string(b))
+	if !isHash(c) {
+		return "", fmt.Errorf("%s holds %q, not a commit hash (disk damage: put the last main commit deployed here in it)", floorPath(statePath), c)
+	}
+	return c, nil
+}
+
+func isHash(c string) bool {
+	if len(c) != 40 && len(c) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(c)
+	return err == nil
 }
 
 // WriteFileAtomic writes data to a temporary file next to path, syncs it,

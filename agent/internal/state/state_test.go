@@ -172,3 +172,25 @@ func TestBadBoundedAndForgotten(t *testing.T) {
 		t.Errorf("after ForgetBad(%q): IsBad = %+v, len = %d; want nil, %d", newest, s.IsBad(newest), len(s.Bad), state.BadLimit-1)
 	}
 }
+
+// The force-push floor is kept apart from the state file: a state file
+// moved away (damage) leaves it, and a fresh state takes it up.
+func TestFloorOutlivesTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	main := strings.Repeat("ab", 20)
+	if err := state.Save(path, &state.State{LastMain: main}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".damaged"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Load(path)
+	if err != nil || st.LastMain != main {
+		t.Fatalf("Load after the state file was moved away = %+v, %v; want lastMain %s", st, err, main)
+	}
+	os.WriteFile(filepath.Join(dir, state.FloorFile), []byte("\x00\x00garbage\n"), 0o640)
+	if _, err := state.Load(path); err == nil || !strings.Contains(err.Error(), "not a commit hash") {
+		t.Errorf("Load with a damaged %s = %v; want an error saying so", state.FloorFile, err)
+	}
+}

@@ -74,8 +74,12 @@ let
       agentUnit = {
         inherit (unit) restartIfChanged;
         inherit (unit.serviceConfig) Type ExecStart WatchdogSec;
+        MemoryHigh = unit.serviceConfig.MemoryHigh or null;
+        MemoryMax = unit.serviceConfig.MemoryMax or null;
       };
       etc = builtins.attrNames config.environment.etc;
+      # The activation step that hands secrets to owners the activation creates.
+      secretsOwners = config.system.activationScripts.avalanche-agent-secrets-owners or null;
       # Services started after the agent (it installs their secrets first).
       afterAgent = builtins.attrNames (
         lib.filterAttrs (_: s: builtins.elem "avalanche-agent.service" (s.after or [ ])) config.systemd.services

@@ -69,6 +69,12 @@ type FlakeOptions struct {
 	// memory the way a NixOS evaluation does; the output path does not
 	// depend on it beyond its value.
 	EvalWork int
+	// Activate is a shell script switch-to-configuration runs as a NixOS
+	// system runs its activation script: after the begin line, before the
+	// current-system link moves, with $1 the action and $systemConfig the
+	// system. A non-zero exit fails the switch with status 4, as a unit
+	// that fails to start does.
+	Activate string
 	// Deps gives the system this many dependencies, derivations of 64 KiB
 	// each (their content depends on Marker), listed in $out/deps: a
 	// closure with many paths, like a NixOS system's.
@@ -123,12 +129,18 @@ fi
 if [ -n "$secretsManifest" ]; then
   printf '%s' "$secretsManifest" > "$out/etc/avalanche-agent/secrets.json"
 fi
+if [ -n "$activate" ]; then printf '%s' "$activate" > "$out/bin/activate"; fi
 /bin/cat > "$out/bin/switch-to-configuration" <<SCRIPT
 #!/bin/sh
 action="\$1"
 if [ -n "$switchLog" ]; then echo "begin \$action $out" >> "$switchLog"; fi
 if [ -n "$switchSleep" ] && { [ -z "$switchSlowMarker" ] || [ -e "$switchSlowMarker" ]; }; then /bin/sleep "$switchSleep"; fi
 if [ -n "$activationLog" ]; then echo "\$action $out" >> "$activationLog"; fi
+if [ -e "$out/bin/activate" ] && ! systemConfig="$out" /bin/sh "$out/bin/activate" "\$action"; then
+  echo "` + ActivationFailMessage + `: the activation script failed" >&2
+  if [ -n "$switchLog" ]; then echo "end \$action $out 4" >> "$switchLog"; fi
+  exit 4
+fi
 if [ -n "$failMarker" ] && [ -e "$failMarker" ]; then
   echo "` + ActivationFailMessage + `: $failMarker exists" >&2
   exit 1
@@ -190,6 +202,9 @@ func writeHost(b *strings.Builder, suffix string, opts FlakeOptions) {
 	}
 	if opts.Deps > 0 {
 		fmt.Fprintf(b, "      deps = %s;\n", deps(opts.Deps, opts.Marker, opts.System))
+	}
+	if opts.Activate != "" {
+		fmt.Fprintf(b, "      activate = %s;\n", nixString(opts.Activate))
 	}
 	fmt.Fprintf(b, "      secretsManifest = %s;\n", nixIndented(opts.SecretsManifest))
 	fmt.Fprintf(b, "    };\n")
