@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
@@ -186,6 +187,7 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		defer cancel()
 	}
 	b.report(name, PhaseEvaluating, release.Host{}, "")
+	failpoint.Hit("builder-evaluate")
 	ev, err := b.Nix.EvaluateHost(ctx, ref, name)
 	if err != nil {
 		return failed(ctx, err)
@@ -210,9 +212,11 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		return failed(ctx, err)
 	}
 	b.report(name, PhaseCopying, h, "")
+	failpoint.Hit("builder-sign")
 	if err := b.Nix.Sign(ctx, b.SigningKeyFile, out); err != nil {
 		return h, err
 	}
+	failpoint.Hit("builder-copy")
 	if err := b.Nix.Copy(ctx, b.CacheURL, out); err != nil {
 		return h, err
 	}
@@ -250,6 +254,7 @@ func commitFault(ctx context.Context, err error) bool {
 func (b *Builder) publish(ctx context.Context, rel release.Release) (release.Found, error) {
 	var err error
 	for range publishAttempts {
+		failpoint.Hit("builder-publish")
 		var old, id string
 		if old, id, err = release.Commit(b.RepoDir, b.ReleaseBranch, rel, b.Signer); err != nil {
 			return release.Found{}, err
