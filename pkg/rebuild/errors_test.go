@@ -79,6 +79,7 @@ func TestOutOfMemoryIsNotTheCommits(t *testing.T) {
 		{"exit 137", "exit 137"},
 		{"nix out of memory", "echo 'error: out of memory' >&2; exit 1"},
 		{"std::bad_alloc", "echo 'error: std::bad_alloc' >&2; exit 1"},
+		{"build step killed", "echo \"error: builder for '/nix/store/x.drv' failed due to signal 9 (Killed)\" >&2; exit 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -100,8 +100,10 @@ func classify(class, err error) error {
 	}
 }
 
-// oomMarks are fragments of Nix's error lines when its allocator gives up.
-var oomMarks = []string{"out of memory", "std::bad_alloc", "cannot allocate memory"}
+// oomMarks are fragments of Nix's error lines when its allocator gives up,
+// or when the kernel killed a build step ("builder for '…' failed due to
+// signal 9 (Killed)": nothing but the OOM killer sends it there).
+var oomMarks = []string{"out of memory", "std::bad_alloc", "cannot allocate memory", "failed due to signal 9"}
 
 // outOfMemory reports a command that ran out of memory: killed by SIGKILL
 // that nobody here sent (ctx was not cancelled: the kernel's OOM killer),
