@@ -29,6 +29,7 @@ var builderPhaseWork = map[string]time.Duration{
 // agent it hit and checks the invariants once both settled.
 func (r *builderRun) inject(t *testing.T, phase, signal string) {
 	what := fmt.Sprintf("injection %d (%s during %s)", r.total()+1, signal, phase)
+	defer logTime(t, what, time.Now())
 	r.next(t)
 	a := r.h
 	if strings.HasPrefix(phase, "builder-") {
@@ -58,6 +59,7 @@ func (r *builderRun) inject(t *testing.T, phase, signal string) {
 func (r *builderRun) fault(t *testing.T, f string) {
 	what := fmt.Sprintf("fault %d (%s)", len(r.faults)+r.faults[f]+1, f)
 	r.faults[f]++
+	defer logTime(t, what, time.Now())
 	r.next(t)
 	var mend func()
 	wantResult := "failed"
@@ -269,4 +271,8 @@ func (r *builderRun) report(t *testing.T) {
 func gitOut(dir string, args ...string) (string, error) {
 	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
 	return strings.TrimSpace(string(out)), err
+}
+
+func logTime(t *testing.T, what string, start time.Time) {
+	t.Logf("%s: %s", what, time.Since(start).Round(10*time.Millisecond))
 }

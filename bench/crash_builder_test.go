@@ -57,7 +57,7 @@ type builderRun struct {
 
 // TestReliabilityBuilderCrash: each phase once with one signal (the signals
 // rotate) and each fault once; AVALANCHE_BENCH_FULL=1 makes it every phase
-// × signal 10 times (180 injections) and every fault 4 times.
+// × signal 5 times (90 injections, 15 per phase) and every fault 3 times.
 func TestReliabilityBuilderCrash(t *testing.T) {
 	r := newBuilderRun(t)
 	r.next(t)
@@ -66,14 +66,14 @@ func TestReliabilityBuilderCrash(t *testing.T) {
 	r.release(t)
 	r.deployHost(t, "first deployment")
 	if fullRun() {
-		for range 10 {
+		for range 5 {
 			for _, sig := range crashSignals {
 				for _, phase := range builderCrashPhases {
 					r.inject(t, phase, sig)
 				}
 			}
 		}
-		for range 4 {
+		for range 3 {
 			for _, f := range builderFaults {
 				r.fault(t, f)
 			}
@@ -105,8 +105,10 @@ func newBuilderRun(t *testing.T) *builderRun {
 		d["source"], d["builderFallback"], d["builderTimeout"] = "builder", "wait", "1h"
 		d["cache"] = map[string]any{"url": cacheURL, "publicKeys": []string{r.cache.PublicKey}}
 		c["verify"] = map[string]any{"allowedSignersFile": signers}
+		// One download attempt: a cache that is down fails the pass at once.
+		d["nixArgs"] = append(nixtest.Args(), "--option", "download-attempts", "1")
 	}})
-	r.h.opts.Deps = 30 // a closure of some paths, so substitution takes a moment
+	r.h.opts.Deps = 10 // a closure of some paths, so substitution takes a moment
 	r.b = newHost(t, hostOptions{url: r.h.server.URL, mutate: func(c map[string]any) {
 		c["hostname"] = builderName
 		c["verify"] = map[string]any{"allowedSignersFile": signers}
@@ -148,7 +150,7 @@ func (r *builderRun) next(t *testing.T) {
 	for _, o := range []*nixtest.FlakeOptions{&r.h.opts, &r.bOpts} {
 		o.Marker, o.Kernel, o.Initrd, o.KernelModules = m, "kernel "+o.Name+m, "initrd "+o.Name+m, "modules "+o.Name+m
 	}
-	r.h.opts.Deps = 30
+	r.h.opts.Deps = 10
 	up := r.h.up
 	if err := nixtest.WriteFleet(up.Work, []nixtest.FlakeOptions{r.h.opts, r.bOpts}); err != nil {
 		t.Fatal(err)
@@ -177,7 +179,7 @@ func (r *builderRun) settleBuilder(t *testing.T, what string) {
 		if err == nil && s.Deployed != nil && s.Deployed.Commit == r.head && s.State == "idle" && r.released(r.head) != "" {
 			return
 		}
-		if err == nil && (s.State == "idle" || s.State == "failed") && s.Passes > 0 && rand.IntN(20) == 0 {
+		if err == nil && (s.State == "idle" || s.State == "failed") && s.Passes > 0 && rand.IntN(10) == 0 {
 			r.b.trigger()
 		}
 		if time.Now().After(deadline) {
@@ -253,7 +255,7 @@ func (r *builderRun) settleHost(t *testing.T, what string) {
 		if err == nil && s.Deployed != nil && s.Deployed.Commit == r.head && s.State == "idle" {
 			return
 		}
-		if err == nil && s.State != "deploying" && rand.IntN(20) == 0 {
+		if err == nil && s.State != "deploying" && rand.IntN(10) == 0 {
 			r.h.trigger()
 		}
 		if time.Now().After(deadline) {
