@@ -57,7 +57,11 @@ func (r *builderRun) inject(t *testing.T, phase, signal string) {
 // fault injects one infrastructure fault around a new commit, checks that
 // the host decided nothing, mends it and checks the commit deploys.
 func (r *builderRun) fault(t *testing.T, f string) {
-	what := fmt.Sprintf("fault %d (%s)", len(r.faults)+r.faults[f]+1, f)
+	n := 1
+	for _, c := range r.faults {
+		n += c
+	}
+	what := fmt.Sprintf("fault %d (%s)", n, f)
 	r.faults[f]++
 	defer logTime(t, what, time.Now())
 	r.next(t)
