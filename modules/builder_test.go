@@ -29,6 +29,17 @@ func TestRenderBuilderMode(t *testing.T) {
 			builder = { enable = true; cacheURL = "ssh-ng://nix-ssh@possum.internal"; parallelism = 3;
 			            signingKeyFile = "/run/secrets/cache-key"; releaseKeyFile = "/run/secrets/release-key"; };
 		}`, ""},
+		{"a cache that trusts anything", `{
+			hostname = "raccoon00";
+			repository.url = "https://git.internal/x.git";
+			verify.allowedSignersFile = "/nix/store/00000000000000000000000000000000-allowed-signers";
+			deploy = { source = "builder"; cache = { url = "http://possum.internal:5000?trusted=1"; publicKeys = [ "` + key + `" ]; }; };
+		}`, "sets trusted=1"},
+		{"builder mode without commit signers", `{
+			hostname = "raccoon00";
+			repository.url = "https://git.internal/x.git";
+			deploy = { source = "builder"; cache = { url = "http://possum.internal:5000"; publicKeys = [ "` + key + `" ]; }; };
+		}`, "verify.allowedSignersFile (or verify.gpgKeyFiles) must say who may sign commits"},
 		{"builder mode without a cache", `{
 			hostname = "raccoon00"; repository.url = "https://git.internal/x.git"; deploy.source = "builder";
 		}`, "deploy.cache.url"},

@@ -20,8 +20,11 @@ func (n *Nix) pathInfos(ctx context.Context, storeURL string, paths []string) (m
 	out := make(map[string]PathInfo, len(paths))
 	for batch := range slices.Chunk(paths, argBatch) {
 		// Substituters off: nix path-info tries to realise a missing path
-		// in the queried store otherwise.
-		args := append([]string{"path-info", "--json", "--store", storeURL, "--option", "substituters", ""}, batch...)
+		// in the queried store otherwise. No narinfo disk cache: its
+		// answers (a miss for an hour, a hit for a month) would outlive a
+		// cache mended or emptied since.
+		args := append([]string{"path-info", "--json", "--store", storeURL, "--option", "substituters", "",
+			"--option", "narinfo-cache-negative-ttl", "0", "--option", "narinfo-cache-positive-ttl", "0"}, batch...)
 		var stdout bytes.Buffer
 		c := n.nixCommand("nix", args...)
 		c.stdout = &stdout

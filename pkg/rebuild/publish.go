@@ -75,3 +75,36 @@ func (n *Nix) Copy(ctx context.Context, storeURL, path string) error {
 	}
 	return nil
 }
+
+// MissingFrom returns the paths of path's closure that the store at
+// storeURL does not hold (none: the cache can serve the whole closure).
+// path must be valid in the local store; when it is not, MissingFrom
+// returns path itself, so a caller builds and copies it again. Its errors
+// are never a path's fault: the cache unreachable wraps ErrTransient.
+func (n *Nix) MissingFrom(ctx context.Context, storeURL, path string) ([]string, error) {
+	invalid, err := n.invalidPaths(ctx, []string{path})
+	if err != nil {
+		return nil, fmt.Errorf("checking the local store: %w", cmp.Or(hostError(err), fmt.Errorf("%w: %w", ErrTransient, err)))
+	}
+	if len(invalid) > 0 {
+		return []string{path}, nil
+	}
+	var stdout bytes.Buffer
+	c := n.nixCommand("nix-store", "--query", "--requisites", path)
+	c.stdout = &stdout
+	if err := c.run(ctx); err != nil {
+		return nil, fmt.Errorf("listing the closure of %s: %w", filepath.Base(path), cmp.Or(hostError(err), fmt.Errorf("%w: %w", ErrTransient, err)))
+	}
+	closure := strings.Fields(stdout.String())
+	infos, err := n.pathInfos(ctx, storeURL, closure)
+	if err != nil {
+		return nil, fmt.Errorf("%w: asking %s: %w", ErrTransient, storeURL, err)
+	}
+	var missing []string
+	for _, p := range closure {
+		if _, ok := infos[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	return missing, nil
+}

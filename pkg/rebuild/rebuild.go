@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Failure classes. Errors returned by this package wrap at most one of them.
@@ -34,6 +36,10 @@ var (
 	// the network (daemon down, locked database, unreachable substituter);
 	// trying the same commit again later may succeed.
 	ErrTransient = errors.New("transient nix error")
+	// ErrOutOfMemory marks an eval or build killed for want of memory (the
+	// kernel's OOM killer, or Nix's own allocator giving up). It wraps
+	// syscall.ENOMEM: the machine's trouble, not the commit's.
+	ErrOutOfMemory = fmt.Errorf("out of memory (%w)", syscall.ENOMEM)
 )
 
 // experimentalFeatures is passed to every nix command; nix-store and nix-env accept it too.
@@ -79,16 +85,59 @@ func (f forgiving) Write(p []byte) (int, error) {
 }
 
 // classify wraps a command failure with its class: ctx errors stay as they
-// are, transient ones get ErrTransient, everything else gets class.
+// are, out-of-memory kills get ErrOutOfMemory, transient ones (including
+// no machine able to build for a system) ErrTransient, everything else class.
 func classify(class, err error) error {
 	switch {
 	case ctxErr(err):
 		return err
+	case outOfMemory(err):
+		return fmt.Errorf("%w: %w", ErrOutOfMemory, err)
 	case IsTransient(err):
 		return fmt.Errorf("%w: %w", ErrTransient, err)
 	default:
 		return fmt.Errorf("%w: %w", class, err)
 	}
+}
+
+// oomMarks are fragments of Nix's error lines when its allocator gives up,
+// or when the kernel killed a build step ("builder for '…' failed due to
+// signal 9 (Killed)": nothing but the OOM killer sends it there).
+var oomMarks = []string{"out of memory", "std::bad_alloc", "cannot allocate memory", "failed due to signal 9"}
+
+// outOfMemory reports a command that ran out of memory: killed by SIGKILL
+// that nobody here sent (ctx was not cancelled: the kernel's OOM killer),
+// exit status 137 (a wrapper reporting the same), or an error line of
+// Nix's saying so.
+func outOfMemory(err error) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) || ctxErr(err) {
+		return false
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true
+		}
+	}
+	return ce.ExitCode == 137 || errorLineHas(ce.Tail, oomMarks)
+}
+
+// errorLineHas reports whether a line of tail that starts with "error:" or
+// "fatal:" contains one of marks (lower case).
+func errorLineHas(tail string, marks []string) bool {
+	for _, line := range strings.Split(strings.ToLower(tail), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "error:") && !strings.HasPrefix(line, "fatal:") {
+			continue
+		}
+		for _, m := range marks {
+			if strings.Contains(line, m) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // transientMarks are fragments of nix and git error lines that point at the
@@ -123,21 +172,28 @@ func IsTransient(err error) bool {
 		return true
 	}
 	var ce *CommandError
-	if !errors.As(err, &ce) || ce.ExitCode >= 100 && ce.ExitCode <= 111 {
+	if !errors.As(err, &ce) {
 		return false
 	}
-	for _, line := range strings.Split(strings.ToLower(ce.Tail), "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "error:") && !strings.HasPrefix(line, "fatal:") {
-			continue
-		}
-		for _, m := range transientMarks {
-			if strings.Contains(line, m) {
-				return true
-			}
-		}
+	// Whatever the exit status: no machine (local or remote builder) can
+	// build for the derivation's system right now.
+	if noBuilder(ce.Tail) {
+		return true
 	}
-	return false
+	if ce.ExitCode >= 100 && ce.ExitCode <= 111 {
+		return false
+	}
+	return errorLineHas(ce.Tail, transientMarks)
+}
+
+// noBuilder reports Nix saying that no machine can build for a system:
+// "a 'aarch64-linux' with features {} is required to build '…', but I am
+// a 'x86_64-linux'" (Nix up to 2.18), or "Reason: required system or
+// feature not available" (later Nix), when the remote builders are down.
+func noBuilder(tail string) bool {
+	t := strings.ToLower(tail)
+	return strings.Contains(t, "is required to build") && strings.Contains(t, "but i am a") ||
+		strings.Contains(t, "required system or feature not available")
 }
 
 // ctxErr reports whether err comes from a cancelled or expired context.

@@ -12,8 +12,11 @@ import (
 )
 
 // Substitution failure classes, besides ErrTransient and context errors.
-// ErrNotInCache, ErrUntrustedPath and ErrSubstitute are faults of what the
-// release named (never retry it); a full disk wraps syscall.ENOSPC.
+// ErrNotInCache, ErrUntrustedPath and ErrSubstitute say what the cache
+// serves is wrong for that path (missing, unsigned, broken): whether that
+// is the path's fault or the cache's is for the caller to decide (a host
+// in builder mode blames the cache and retries). A full disk wraps
+// syscall.ENOSPC.
 var (
 	// ErrNotInCache means a path of the closure is missing from the cache.
 	ErrNotInCache = errors.New("not in the binary cache")
@@ -128,7 +131,10 @@ func (n *Nix) realise(ctx context.Context, c Cache, outPath, gcRoot string, p *p
 		"--option", "substitute", "true",
 		"--option", "substituters", c.URL,
 		"--option", "trusted-public-keys", strings.Join(keys, " "),
-		"--option", "require-sigs", "true"}
+		"--option", "require-sigs", "true",
+		// A path the check just found must not be taken for missing
+		// because an earlier attempt cached its absence.
+		"--option", "narinfo-cache-negative-ttl", "0"}
 	args, gcRoot, err := withRoot(args, gcRoot)
 	if err != nil {
 		return "", err

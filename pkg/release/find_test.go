@@ -113,8 +113,9 @@ func TestFindNotYet(t *testing.T) {
 }
 
 // TestFindRefusesUntrusted: every release not signed by the builder key in
-// the release namespace, under the builder principal, is refused as a
-// commit fault with a message naming the reason.
+// the release namespace, under the builder principal, is refused with a
+// message naming the reason, and never as a commit fault: anyone who can
+// push can publish one, so it says nothing about the commit.
 func TestFindRefusesUntrusted(t *testing.T) {
 	f := newFleet(t)
 	other, _ := gittest.NewSSHKey(t, t.TempDir(), "intruder")
@@ -152,8 +153,8 @@ func TestFindRefusesUntrusted(t *testing.T) {
 				defer func() { f.allowed = old }()
 			}
 			_, err := f.find(t, c)
-			if !errors.Is(err, release.ErrUntrusted) || !release.IsCommitFault(err) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Find = %v; want ErrUntrusted mentioning %q", err, tt.want)
+			if !errors.Is(err, release.ErrUntrusted) || release.IsCommitFault(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Find = %v; want ErrUntrusted (not a commit fault) mentioning %q", err, tt.want)
 			}
 			t.Logf("message: %v", err)
 		})

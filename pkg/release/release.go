@@ -35,12 +35,16 @@ const Version = 1
 
 // Failure classes. Every error from Find and Release.For that belongs to
 // one of them wraps it; IsCommitFault tells the daemon which to refuse.
+// ErrNotYet and ErrUntrusted are never the commit's fault: anyone who can
+// push may publish a release, so one that is not trusted says nothing
+// about the commit; the host waits for the builder's.
 var (
 	// ErrNotYet means no release for the commit is on the branch yet: the
 	// builder is still working, late or down. Wait, or evaluate locally.
 	ErrNotYet = errors.New("no release for this commit yet")
 	// ErrUntrusted means the release is unsigned or its signature was not
-	// made by a trusted builder key.
+	// made by a trusted builder key (a forgery, or a key this host does not
+	// trust yet): ignored, the host waits for a trusted release.
 	ErrUntrusted = errors.New("release not signed by a trusted builder")
 	// ErrInvalid means the release does not fit this host: malformed, for
 	// another commit, missing this host, or naming a path that is not this
@@ -51,10 +55,11 @@ var (
 	ErrFailed = errors.New("builder could not build this commit")
 )
 
-// IsCommitFault reports whether err says that this commit's release can
-// never be deployed on this host: refuse the commit, do not retry it.
+// IsCommitFault reports whether err says that the trusted builder found
+// this commit cannot be deployed on this host: refuse the commit, do not
+// retry it. Only a trusted release can say so (ErrUntrusted is not one).
 func IsCommitFault(err error) bool {
-	return errors.Is(err, ErrUntrusted) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrFailed)
+	return !errors.Is(err, ErrUntrusted) && (errors.Is(err, ErrInvalid) || errors.Is(err, ErrFailed))
 }
 
 // Release is one release document.

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
+	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
@@ -32,6 +34,7 @@ type Nix interface {
 	Build(ctx context.Context, ev rebuild.Evaluation, gcRoot string) (string, error)
 	Sign(ctx context.Context, keyFile, path string) error
 	Copy(ctx context.Context, storeURL, path string) error
+	MissingFrom(ctx context.Context, storeURL, path string) ([]string, error)
 }
 
 // Git is what the builder needs from the fleet repository (gitsync.Repo).
@@ -94,7 +97,7 @@ type Builder struct {
 func (b *Builder) Release(ctx context.Context, commit string) (release.Found, error) {
 	if found, err := b.finder().Find(ctx, commit); err == nil {
 		return found, nil
-	} else if !errors.Is(err, release.ErrNotYet) && !release.IsCommitFault(err) {
+	} else if !errors.Is(err, release.ErrNotYet) && !errors.Is(err, release.ErrUntrusted) && !release.IsCommitFault(err) {
 		return release.Found{}, err
 	}
 	b.start(commit)
@@ -184,14 +187,24 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		defer cancel()
 	}
 	b.report(name, PhaseEvaluating, release.Host{}, "")
+	failpoint.Hit("builder-evaluate")
 	ev, err := b.Nix.EvaluateHost(ctx, ref, name)
 	if err != nil {
 		return failed(ctx, err)
 	}
 	h := release.Host{System: ev.System, DrvPath: ev.DrvPath, OutPath: ev.OutPath}
 	if prev == h {
-		b.report(name, PhaseUnchanged, h, "")
-		return h, nil // built, signed and copied for an earlier release
+		// Built, signed and copied for an earlier release; but a cache may
+		// have lost paths since (a garbage collection, a wiped disk), and a
+		// release must never name a closure the cache does not hold whole.
+		missing, err := b.Nix.MissingFrom(ctx, b.CacheURL, h.OutPath)
+		if err != nil {
+			return h, fault.New(fault.Transient, err)
+		}
+		if len(missing) == 0 {
+			b.report(name, PhaseUnchanged, h, "")
+			return h, nil
+		}
 	}
 	b.report(name, PhaseBuilding, h, "")
 	out, err := b.Nix.Build(ctx, ev.Evaluation, filepath.Join(b.GCRootDir, name))
@@ -199,9 +212,11 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		return failed(ctx, err)
 	}
 	b.report(name, PhaseCopying, h, "")
+	failpoint.Hit("builder-sign")
 	if err := b.Nix.Sign(ctx, b.SigningKeyFile, out); err != nil {
 		return h, err
 	}
+	failpoint.Hit("builder-copy")
 	if err := b.Nix.Copy(ctx, b.CacheURL, out); err != nil {
 		return h, err
 	}
@@ -209,18 +224,27 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 }
 
 // failed turns an evaluation or build error into the host's entry when it
-// is the commit's fault, or returns it.
+// is the commit's fault, or returns it classified: the builder's own
+// trouble (out of memory: fault.Host; no remote builder for the system,
+// the network, the Nix daemon: fault.Transient) is never signed into a
+// release; the release waits and the next attempt retries.
 func failed(ctx context.Context, err error) (release.Host, error) {
-	if !commitFault(ctx, err) {
+	switch {
+	case commitFault(ctx, err):
+		return release.Host{Error: err.Error()}, nil
+	case fault.IsHostTrouble(err):
+		return release.Host{}, fault.New(fault.Host, err)
+	case ctx.Err() != nil:
 		return release.Host{}, err
 	}
-	return release.Host{Error: err.Error()}, nil
+	return release.Host{}, fault.New(fault.Transient, err)
 }
 
 // commitFault reports whether err says the commit does not evaluate or
-// build, as opposed to trouble with the machine, the network or ctx.
+// build, as opposed to trouble with the machine (rebuild.ErrOutOfMemory),
+// the network, the remote builders (rebuild.ErrTransient) or ctx.
 func commitFault(ctx context.Context, err error) bool {
-	return ctx.Err() == nil && !rebuild.IsTransient(err) &&
+	return ctx.Err() == nil && !rebuild.IsTransient(err) && !fault.IsHostTrouble(err) &&
 		(errors.Is(err, rebuild.ErrEval) || errors.Is(err, rebuild.ErrBuild))
 }
 
@@ -230,6 +254,7 @@ func commitFault(ctx context.Context, err error) bool {
 func (b *Builder) publish(ctx context.Context, rel release.Release) (release.Found, error) {
 	var err error
 	for range publishAttempts {
+		failpoint.Hit("builder-publish")
 		var old, id string
 		if old, id, err = release.Commit(b.RepoDir, b.ReleaseBranch, rel, b.Signer); err != nil {
 			return release.Found{}, err

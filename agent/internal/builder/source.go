@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
@@ -42,11 +43,13 @@ type Target struct {
 // forward, signature) and is about to deploy, and returns this host's
 // system in it. It reads only the local repository.
 //
-// Errors: release.ErrNotYet when no release of commit is there yet (wait,
-// or evaluate locally after deploy.builderTimeout); a commit fault
-// (IsCommitFault: untrusted release, not this host's system, failed on the
-// builder) never to retry; anything else is a problem reading the local
-// repository (retry).
+// Errors: release.ErrNotYet when no release of commit is there yet, and
+// release.ErrUntrusted when the branch holds only releases of commit that
+// no trusted key signed (wait for the builder's, or evaluate locally after
+// deploy.builderTimeout); a commit fault (IsCommitFault: the trusted
+// release names no system of this host, or the builder found the commit
+// does not build) never to retry; anything else is a problem reading the
+// local repository (retry).
 func (s *Source) Resolve(ctx context.Context, commit string) (Target, error) {
 	found, err := s.Finder.Find(ctx, commit)
 	if err != nil {
@@ -64,20 +67,33 @@ func (s *Source) Resolve(ctx context.Context, commit string) (Target, error) {
 // every narinfo signature first, and registers gcRoot for it. It never
 // evaluates or builds. progress, when not nil, gets paths and bytes.
 //
-// Errors: a commit fault (IsCommitFault: a path missing from the cache or
-// not signed by a trusted key, a broken NAR) never to retry;
-// rebuild.ErrTransient (cache unreachable, Nix daemon busy) and
-// syscall.ENOSPC (full disk) to retry; context errors as they are.
+// Its failures are never the commit's: the trusted builder copied the
+// closure, signed, before it published the release. A path missing from
+// the cache, a narinfo no trusted key signed, or a broken NAR is the
+// cache's trouble, classified fault.Transient and retried with backoff
+// until the cache (or the builder's next upload) mends it; so are an
+// unreachable cache and a busy Nix daemon. A full disk is fault.Host;
+// context errors stay as they are.
 func (s *Source) Realise(ctx context.Context, t Target, gcRoot string, progress func(rebuild.SubstituteProgress)) (string, error) {
-	return s.Nix.Substitute(ctx, s.Cache, t.OutPath, gcRoot, progress)
+	out, err := s.Nix.Substitute(ctx, s.Cache, t.OutPath, gcRoot, progress)
+	if err != nil && ctx.Err() == nil && isCacheTrouble(err) {
+		return "", fault.New(fault.Transient, fmt.Errorf("the cache's trouble, not the commit's (retried): %w", err))
+	}
+	return out, err
 }
 
-// IsCommitFault reports whether an error from Resolve, Realise or
-// Builder.Release means the commit's release can never be deployed on
-// this host: refuse the commit, do not retry it.
+// isCacheTrouble reports a substitution that failed because of what the
+// cache serves, not because of the release.
+func isCacheTrouble(err error) bool {
+	return errors.Is(err, rebuild.ErrNotInCache) || errors.Is(err, rebuild.ErrUntrustedPath) ||
+		errors.Is(err, rebuild.ErrSubstitute)
+}
+
+// IsCommitFault reports whether an error from Resolve or Realise means the
+// commit's trusted release can never be deployed on this host: refuse the
+// commit, do not retry it.
 func IsCommitFault(err error) bool {
-	return release.IsCommitFault(err) || errors.Is(err, rebuild.ErrNotInCache) ||
-		errors.Is(err, rebuild.ErrUntrustedPath) || errors.Is(err, rebuild.ErrSubstitute)
+	return release.IsCommitFault(err)
 }
 
 // String says where the system comes from, for status: "release of

@@ -164,7 +164,7 @@ func redactor(c *config.Config) func(string) string {
 func redactBuilder(s *status.Status, clean func(string) string) {
 	if s.Waiting != nil {
 		w := *s.Waiting
-		w.Message, w.BuilderDown = clean(w.Message), clean(w.BuilderDown)
+		w.Message, w.BuilderDown, w.Untrusted = clean(w.Message), clean(w.BuilderDown), clean(w.Untrusted)
 		s.Waiting = &w
 	}
 	if s.Builder != nil {

@@ -126,6 +126,13 @@ func (c *Config) validateSource() []error {
 	var errs []error
 	if err := storeURL(c.Deploy.Cache.URL); err != nil {
 		errs = append(errs, fmt.Errorf("deploy.source is builder: deploy.cache.url: %w", err))
+	} else if err := untrustingURL(c.Deploy.Cache.URL); err != nil {
+		errs = append(errs, fmt.Errorf("deploy.cache.url: %w", err))
+	}
+	if c.Verify.AllowedSignersFile == "" && len(c.Verify.GPGKeyFiles) == 0 {
+		errs = append(errs, errors.New("deploy.source is builder: verify.allowedSignersFile (or verify.gpgKeyFiles) must say who may "+
+			"sign commits: without commit verification the chain of trust would start at the release, and "+
+			"deploy.builderFallback would deploy unsigned commits"))
 	}
 	if len(c.Deploy.Cache.PublicKeys) == 0 {
 		errs = append(errs, errors.New("deploy.source is builder: deploy.cache.publicKeys needs the cache's public key (name:base64)"))
@@ -165,6 +172,20 @@ func (b Builder) validate(d Deploy) []error {
 }
 
 // storeURL checks a Nix store URL that a binary cache can have.
+// untrustingURL refuses a store URL that turns off Nix's signature check:
+// ?trusted=1 (or true) makes Nix take unsigned paths from the store.
+func untrustingURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if v := u.Query().Get("trusted"); v != "" && v != "0" && v != "false" {
+		return fmt.Errorf("%q sets trusted=%s, which turns off Nix's signature check of the cache; remove it "+
+			"(hosts require signatures by deploy.cache.publicKeys)", raw, v)
+	}
+	return nil
+}
+
 func storeURL(raw string) error {
 	if raw == "" {
 		return errors.New("is empty")

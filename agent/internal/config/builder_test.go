@@ -110,3 +110,30 @@ func TestTrackedBranches(t *testing.T) {
 		}
 	}
 }
+
+// TestBuilderModeRefusesWhatBreaksTheChain: a cache URL that turns off
+// Nix's signature check, and builder mode with nobody allowed to sign
+// commits (the chain of trust would start at the release), are refused
+// with an error naming the setting.
+func TestBuilderModeRefusesWhatBreaksTheChain(t *testing.T) {
+	const signers = `"verify": {"allowedSignersFile": "/etc/avalanche-agent/allowed_signers"}`
+	tests := []struct {
+		name, config, want string
+	}{
+		{"trusted=1", `"deploy": {"source": "builder", "cache": {"url": "http://possum.internal:5000?trusted=1", "publicKeys": ["` +
+			cacheKey + `"]}}, ` + signers, `deploy.cache.url: "http://possum.internal:5000?trusted=1" sets trusted=1`},
+		{"trusted=true", `"deploy": {"source": "builder", "cache": {"url": "s3://nix?endpoint=possum:3900&trusted=true", "publicKeys": ["` +
+			cacheKey + `"]}}, ` + signers, "sets trusted=true, which turns off Nix's signature check"},
+		{"no commit signers", `"deploy": {"source": "builder", "cache": {"url": "http://possum.internal:5000", "publicKeys": ["` +
+			cacheKey + `"]}}, "verify": {"builderSignersFile": "/etc/avalanche-agent/builder_signers"}`,
+			"deploy.source is builder: verify.allowedSignersFile (or verify.gpgKeyFiles) must say who may sign commits"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(`{` + base + `, ` + tt.config + `}`))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse = %v; want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -47,7 +47,8 @@ func (fb *fleetBuilder) builderMode(timeout, fallback string) func(c map[string]
 		d := c["deploy"].(map[string]any)
 		d["source"], d["builderTimeout"], d["builderFallback"] = "builder", timeout, fallback
 		d["cache"] = map[string]any{"url": fb.served.URL, "publicKeys": []string{fb.cache.PublicKey}}
-		c["verify"] = map[string]any{"builderSignersFile": fb.signers}
+		// One file lists alice, who signs commits, and the release key.
+		c["verify"] = map[string]any{"allowedSignersFile": fb.signers, "builderSignersFile": fb.signers}
 	}
 }
 
@@ -58,16 +59,18 @@ func newBuilderHost(t *testing.T, timeout, fallback string, mutate func(c map[st
 	keys := t.TempDir()
 	releaseKey, pub := gittest.NewSSHKey(t, keys, "builder")
 	otherKey, _ := gittest.NewSSHKey(t, keys, "someone")
+	aliceKey, alicePub := gittest.NewSSHKey(t, keys, "alice")
 	fb := &fleetBuilder{cache: nixtest.NewCache(t, "fleet-cache-1"), signers: filepath.Join(keys, "allowed_signers"),
 		id: fmt.Sprintf("%s %d", t.Name(), time.Now().UnixNano())}
 	fb.served = serveCache(t, fb.cache.Dir)
-	writeTestFile(t, fb.signers, `builder namespaces="`+release.Namespace+`" `+pub+"\n")
+	writeTestFile(t, fb.signers, gittest.AllowedSigner("alice", alicePub)+"\n"+`builder namespaces="`+release.Namespace+`" `+pub+"\n")
 	h := newHost(t, func(c map[string]any) {
 		fb.builderMode(timeout, fallback)(c)
 		if mutate != nil {
 			mutate(c)
 		}
 	})
+	h.signKey = aliceKey // builder mode requires signed commits
 	nixtest.Git(t, h.dir, "-C", h.up.Bare, "config", "http.receivepack", "true")
 	fb.running = h.current
 	fb.repo = &gitsync.Repo{Dir: filepath.Join(t.TempDir(), "repo.git"), Branches: []string{"main", release.Branch},
@@ -233,4 +236,14 @@ func writeTestFile(t *testing.T, p, content string) {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commitSigned commits the work tree signed with h.signKey and pushes it.
+func (h *host) commitSigned(msg string) string {
+	h.t.Helper()
+	w := h.up.Work
+	nixtest.Git(h.t, w, "add", "--all")
+	nixtest.Git(h.t, w, "-c", "gpg.format=ssh", "-c", "user.signingkey="+h.signKey, "commit", "--quiet", "--allow-empty", "-S", "-m", msg)
+	nixtest.Git(h.t, w, "push", "--quiet", "--force", h.up.Bare, "HEAD:refs/heads/"+h.up.Branch)
+	return nixtest.Git(h.t, w, "rev-parse", "HEAD")
 }

@@ -34,7 +34,10 @@ func commitFleet(t *testing.T, h, b *host, fb *fleetBuilder, marker string) stri
 		m := fb.id + " " + x.opts.Name + " " + marker
 		x.opts.Marker, x.opts.Kernel, x.opts.Initrd, x.opts.KernelModules = marker, "kernel "+m, "initrd "+m, "modules "+m
 	}
-	return h.up.WriteFleet(t, []nixtest.FlakeOptions{h.opts, b.opts}, "fleet "+marker)
+	if err := nixtest.WriteFleet(h.up.Work, []nixtest.FlakeOptions{h.opts, b.opts}); err != nil {
+		t.Fatal(err)
+	}
+	return h.commitSigned("fleet " + marker)
 }
 
 // The builder role in the daemon: its pass releases each new main commit

@@ -277,56 +277,135 @@ func interruptSubstitution(t *testing.T, stop func(c *child)) {
 	}
 }
 
-// A release the host must refuse: the commit is refused with a clear
-// error, and nothing changes on the host.
+// A release the host must refuse: the trusted builder's release names no
+// system of this host. The commit is refused with a clear error, and
+// nothing changes on the host.
 func TestBuilderModeRefusesRelease(t *testing.T) {
+	h, fb := newBuilderHost(t, "30m", "evaluate", nil)
+	good := fb.release(t, fb.commit(h, "v1", "first")).Hosts[hostName].OutPath
+	rec := recordNix(t, h)
+	h.start()
+	gen := h.state().Deployed.Generation
+	second := fb.commit(h, "v2", "second")
+	fb.publish(t, release.Release{Commit: second, Builder: "cardinal",
+		Hosts: map[string]release.Host{hostName: {System: nixtest.GoSystem(), OutPath: fakePath("nixos-system-otherhost")}}}, fb.b.Signer)
+	const want = "is not this host's system"
+	rec.Reset(t)
+	r := h.sync(false)
+	if r.OK || !strings.Contains(r.Error, want) {
+		t.Fatalf("sync = %+v; want refused: %q", r, want)
+	}
+	t.Logf("message: %s", r.Error)
+	st := h.state()
+	if b := st.IsBad(second); b == nil || !strings.Contains(b.Reason, want) {
+		t.Errorf("IsBad(%s) = %+v; want refused", second, b)
+	}
+	if cur := currentTarget(t, h.current); cur != good || st.Deployed.Generation != gen {
+		t.Errorf("running %s, generation %d; want %s and %d unchanged", cur, st.Deployed.Generation, good, gen)
+	}
+	if subs := substitutions(rec.Calls(t)); len(subs) != 0 {
+		t.Errorf("the refused release was realised: %q", subs)
+	}
+	if r := h.sync(false); r.Result != "refused" {
+		t.Errorf("the next sync = %+v; want the commit refused, not retried", r)
+	}
+}
+
+// Trouble that is not the commit's never refuses it: a release nobody
+// trusted pushed before the builder's is ignored and waited past (status
+// says why); a cache that lost a path or serves a narinfo no trusted key
+// signed is retried, the status saying it is the cache's trouble. Once
+// the builder's release lands or the cache is mended, the commit deploys
+// without sync --force.
+func TestBuilderModeWaitsPastOthersTrouble(t *testing.T) {
 	tests := []struct {
 		name string
-		make func(t *testing.T, h *host, fb *fleetBuilder, commit string)
-		want string
+		// make breaks something for commit and returns how to mend it.
+		make func(t *testing.T, fb *fleetBuilder, commit string) (mend func())
+		// result and want are the sync result and a fragment of its error
+		// or of the waiting message.
+		result, want string
 	}{
-		{"signed by an unknown key", func(t *testing.T, h *host, fb *fleetBuilder, commit string) {
+		{"release by an unknown key first", func(t *testing.T, fb *fleetBuilder, commit string) func() {
 			fb.publish(t, release.Release{Commit: commit, Builder: "cardinal",
 				Hosts: map[string]release.Host{hostName: {System: nixtest.GoSystem(), OutPath: fakePath("nixos-system-" + hostName)}}}, fb.other)
-		}, "release not signed by a trusted builder"},
-		{"another host's system", func(t *testing.T, h *host, fb *fleetBuilder, commit string) {
-			fb.publish(t, release.Release{Commit: commit, Builder: "cardinal",
-				Hosts: map[string]release.Host{hostName: {System: nixtest.GoSystem(), OutPath: fakePath("nixos-system-otherhost")}}}, fb.b.Signer)
-		}, "is not this host's system"},
-		{"tampered narinfo", func(t *testing.T, h *host, fb *fleetBuilder, commit string) {
-			out := fb.release(t, commit).Hosts[hostName].OutPath
-			tamper(t, fb.cache.NarinfoFile(out))
-		}, "not signed by a trusted cache key"},
+			return func() { fb.release(t, commit) }
+		}, status.Waiting, "not trusted: release not signed by a trusted builder"},
+		{"cache missing a path", func(t *testing.T, fb *fleetBuilder, commit string) func() {
+			narinfo := fb.cache.NarinfoFile(fb.release(t, commit).Hosts[hostName].OutPath)
+			return hide(t, narinfo)
+		}, "failed", "the cache's trouble, not the commit's (retried)"},
+		{"narinfo signed by an untrusted key", func(t *testing.T, fb *fleetBuilder, commit string) func() {
+			narinfo := fb.cache.NarinfoFile(fb.release(t, commit).Hosts[hostName].OutPath)
+			orig, err := os.ReadFile(narinfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tamper(t, narinfo)
+			return func() { writeTestFile(t, narinfo, string(orig)) }
+		}, "failed", "not signed by a trusted cache key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, fb := newBuilderHost(t, "30m", "evaluate", nil)
+			h, fb := newBuilderHost(t, "30m", "wait", nil)
 			good := fb.release(t, fb.commit(h, "v1", "first")).Hosts[hostName].OutPath
-			rec := recordNix(t, h)
 			h.start()
-			gen := h.state().Deployed.Generation
 			second := fb.commit(h, "v2", "second")
-			tt.make(t, h, fb, second)
-			rec.Reset(t)
-			r := h.sync(false)
-			if r.OK || !strings.Contains(r.Error, tt.want) {
-				t.Fatalf("sync = %+v; want refused: %q", r, tt.want)
+			mend := tt.make(t, fb, second)
+			for range 2 { // and again: nothing was decided the first time
+				r := h.sync(false)
+				s := h.status()
+				msg := r.Error
+				if s.Waiting != nil {
+					msg = s.Waiting.Message
+				}
+				if r.Result != tt.result || !strings.Contains(msg, tt.want) {
+					t.Fatalf("sync = %+v, waiting %+v; want %s saying %q", r, s.Waiting, tt.result, tt.want)
+				}
+				t.Logf("message: %s", msg)
+				if b := h.state().IsBad(second); b != nil {
+					t.Fatalf("IsBad(%s) = %+v; want no verdict", second, b)
+				}
+				if cur := currentTarget(t, h.current); cur != good {
+					t.Fatalf("running %s; want %s unchanged", cur, good)
+				}
 			}
-			t.Logf("message: %s", r.Error)
-			st := h.state()
-			if b := st.IsBad(second); b == nil || !strings.Contains(b.Reason, tt.want) {
-				t.Errorf("IsBad(%s) = %+v; want refused", second, b)
-			}
-			if cur := currentTarget(t, h.current); cur != good || st.Deployed.Generation != gen {
-				t.Errorf("running %s, generation %d; want %s and %d unchanged", cur, st.Deployed.Generation, good, gen)
-			}
-			if subs := substitutions(rec.Calls(t)); len(subs) != 0 {
-				t.Errorf("the refused release was realised: %q", subs)
-			}
-			if r := h.sync(false); r.Result != "refused" {
-				t.Errorf("the next sync = %+v; want the commit refused, not retried", r)
+			mend()
+			if r := h.sync(false); r.Result != "deployed" {
+				t.Fatalf("sync once mended = %+v; want deployed", r)
 			}
 		})
+	}
+}
+
+// A release nobody trusted does not stop deploy.builderFallback: after
+// deploy.builderTimeout the host evaluates locally.
+func TestUntrustedReleaseFallsBack(t *testing.T) {
+	h, fb := newBuilderHost(t, "2s", "evaluate", nil)
+	fb.release(t, fb.commit(h, "v1", "first"))
+	h.start()
+	second := fb.commit(h, "v2", "second")
+	fb.publish(t, release.Release{Commit: second, Builder: "cardinal",
+		Hosts: map[string]release.Host{hostName: {System: nixtest.GoSystem(), OutPath: fakePath("nixos-system-" + hostName)}}}, fb.other)
+	if r := h.sync(false); r.Result != status.Waiting {
+		t.Fatalf("sync with an untrusted release = %+v; want waiting", r)
+	}
+	s := waitDeployed(t, h, second)
+	if d := s.Deployed; d.Source != "local" || !d.Fallback {
+		t.Errorf("deployed %+v; want evaluated locally as the fallback", d)
+	}
+}
+
+// hide moves a file away and returns how to put it back.
+func hide(t *testing.T, p string) func() {
+	t.Helper()
+	if err := os.Rename(p, p+".hidden"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Rename(p+".hidden", p); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

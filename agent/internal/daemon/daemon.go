@@ -99,8 +99,9 @@ type Daemon struct {
 	nextConfig *config.Config
 	// subst is the substitution of the build step in builder mode.
 	subst *status.Substitution
-	// released is the last commit the builder role released.
-	released string
+	// released is the last commit the builder role released, and
+	// releasedAt the release branch's head then.
+	released, releasedAt string
 }
 
 // Hooks are optional observers called by the daemon.

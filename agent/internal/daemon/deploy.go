@@ -225,8 +225,10 @@ func (d *Daemon) nixFault(ctx, pctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fault.New(fault.Shutdown, err)
-	case builder.IsCommitFault(err): // substitution: not in the cache, untrusted, broken
+	case builder.IsCommitFault(err): // the trusted release says the commit does not build here
 		return fault.New(fault.Commit, err)
+	case fault.IsHostTrouble(err): // out of memory (rebuild.ErrOutOfMemory), disk full
+		return fault.New(fault.Host, err)
 	case rebuild.IsTransient(err):
 		return fault.New(fault.Transient, err)
 	case errors.As(err, &ce) && errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:

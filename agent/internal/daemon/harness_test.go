@@ -42,6 +42,8 @@ type host struct {
 	selfPath string // the agent binary this "process" runs
 	// setup, when set, changes each daemon start builds before it runs.
 	setup func(d *daemon.Daemon)
+	// signKey, when set, is the SSH key commit signs every commit with.
+	signKey string
 }
 
 const hostName = "testhost"
@@ -96,7 +98,13 @@ func (h *host) commit(msg string, files map[string]string) string {
 	for name, content := range files {
 		h.up.WriteFile(h.t, name, content)
 	}
-	return h.up.WriteFlake(h.t, h.opts, msg)
+	if h.signKey == "" {
+		return h.up.WriteFlake(h.t, h.opts, msg)
+	}
+	if err := nixtest.WriteFlake(h.up.Work, h.opts); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.commitSigned(msg)
 }
 
 // start runs the daemon in this process until the test ends or stop.

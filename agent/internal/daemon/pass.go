@@ -11,6 +11,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
+	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
 // passResult is what one pass ended with.
@@ -52,7 +53,7 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	if err != nil {
 		return d.fail(ctx, "verify", t.commit, err)
 	}
-	d.releaseFleet(ctx, heads[d.Config.Repository.Branch])
+	d.releaseFleet(ctx, heads[d.Config.Repository.Branch], heads[release.Branch])
 	d.mu.Lock()
 	deployed := d.st.Deployed
 	suspended := d.st.Suspended

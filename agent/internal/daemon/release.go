@@ -22,7 +22,7 @@ func (d *Daemon) SetBuilderMode(src Source, b Releaser) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Source, d.Builder = src, b
-	d.released = ""
+	d.released, d.releasedAt = "", ""
 }
 
 // releaseFleet has the builder role release main's tip, which this pass
@@ -30,10 +30,12 @@ func (d *Daemon) SetBuilderMode(src Source, b Releaser) {
 // in the pass, under the pass lock, so it never writes into the repository
 // while a fetch does. Its failures are never the commit's fault: they are
 // logged and shown in the builder's progress, and the next pass resumes
-// the work. One attempt is bounded by builder.hostTimeout.
-func (d *Daemon) releaseFleet(ctx context.Context, commit string) {
+// the work. One attempt is bounded by builder.hostTimeout. A release branch
+// that moved since (force-pushed back past the release, or anything pushed
+// on top) is looked at again: a release lost that way is published anew.
+func (d *Daemon) releaseFleet(ctx context.Context, commit, releaseHead string) {
 	d.mu.Lock()
-	done := d.released == commit
+	done := d.released == commit && d.releasedAt == releaseHead
 	d.mu.Unlock()
 	if d.Builder == nil || commit == "" || done {
 		return
@@ -50,7 +52,10 @@ func (d *Daemon) releaseFleet(ctx context.Context, commit string) {
 	switch {
 	case err == nil:
 		d.mu.Lock()
-		d.released = commit
+		d.released, d.releasedAt = commit, releaseHead
+		if found.ID != "" && found.ID != releaseHead {
+			d.releasedAt = found.ID // pushed by this pass: the next fetch brings it
+		}
 		d.mu.Unlock()
 		log.Info().Str("release", found.ID).Int("hosts", len(found.Hosts)).Msg("released the commit for the fleet")
 	case ctx.Err() != nil:

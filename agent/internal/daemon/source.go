@@ -40,7 +40,7 @@ func (d *Daemon) sourceOf(ctx context.Context, t target, reason string, heads ma
 	}
 	_, err := d.Source.Resolve(ctx, t.commit)
 	switch {
-	case !errors.Is(err, release.ErrNotYet):
+	case !errors.Is(err, release.ErrNotYet) && !errors.Is(err, release.ErrUntrusted):
 		// Found, refused or unreadable: the evaluate step settles it.
 		d.endWait()
 		t.source = config.SourceBuilder
@@ -48,7 +48,13 @@ func (d *Daemon) sourceOf(ctx context.Context, t target, reason string, heads ma
 	case reason == "drift" && d.deployedLocally():
 		return t, nil // re-activate what was evaluated here
 	}
-	a := d.await(t.commit, heads[release.Branch])
+	// No release yet, or only releases nobody trusted pushed (anyone who
+	// can push can publish one): wait for the builder's, never refuse.
+	var untrusted string
+	if errors.Is(err, release.ErrUntrusted) {
+		untrusted = err.Error()
+	}
+	a := d.await(t.commit, heads[release.Branch], untrusted)
 	waited, timeout := d.waited(a), d.Config.Deploy.BuilderTimeout.D()
 	if waited >= timeout && d.Config.Deploy.BuilderFallback == config.FallbackEvaluate {
 		d.Log.Warn().Str("commit", t.commit).Str("phase", journal.StepEvaluate).Dur("waited", waited).
@@ -76,7 +82,7 @@ func (d *Daemon) deployedLocally() bool {
 // newer commit arriving while the host waits keeps its start, so a builder
 // that is down while people keep pushing still ends in the fallback. After
 // a reboot the boot clock counts afresh.
-func (d *Daemon) await(commit, releaseHead string) state.Awaiting {
+func (d *Daemon) await(commit, releaseHead, untrusted string) state.Awaiting {
 	d.mu.Lock()
 	var a state.Awaiting
 	if old := d.st.Awaiting; old != nil {
@@ -87,7 +93,7 @@ func (d *Daemon) await(commit, releaseHead string) state.Awaiting {
 	if a.Commit == "" {
 		a = state.Awaiting{Since: d.now(), Boot: now, ReleaseHead: releaseHead, ReleaseMoved: now}
 	}
-	a.Commit = commit
+	a.Commit, a.Untrusted = commit, untrusted
 	if !d.Clock.SameBoot(a.Boot) {
 		a.Boot, a.ReleaseMoved = now, now
 	}
@@ -99,8 +105,11 @@ func (d *Daemon) await(commit, releaseHead string) state.Awaiting {
 	d.mu.Unlock()
 	if changed { // the state file is written when the wait changes, not at every poll
 		d.save()
-		d.Log.Info().Str("commit", commit).Str("phase", journal.StepEvaluate).Time("since", a.Since).
-			Msg("waiting for the builder's release")
+		ev := d.Log.Info().Str("commit", commit).Str("phase", journal.StepEvaluate).Time("since", a.Since)
+		if untrusted != "" {
+			ev = ev.Str("untrusted", untrusted)
+		}
+		ev.Msg("waiting for the builder's release")
 	}
 	return a
 }
@@ -139,6 +148,11 @@ func (d *Daemon) waitView(a state.Awaiting) status.Wait {
 		Fallback: dep.BuilderFallback, BuilderDown: d.builderDown(a)}
 	msg := fmt.Sprintf("waiting for the builder's release of %s since %s (%s)", short(a.Commit),
 		a.Since.Local().Format(timeFormat), w.Waited.Round(time.Second))
+	if a.Untrusted != "" {
+		w.Untrusted = a.Untrusted
+		msg = fmt.Sprintf("release for %s not trusted: %s; waiting for the builder's since %s (%s)", short(a.Commit),
+			a.Untrusted, a.Since.Local().Format(timeFormat), w.Waited.Round(time.Second))
+	}
 	switch {
 	case dep.BuilderFallback == config.FallbackEvaluate:
 		msg += fmt.Sprintf("; evaluating locally in %s (deploy.builderTimeout %s)", (w.Timeout - w.Waited).Round(time.Second), w.Timeout)

@@ -35,4 +35,7 @@ type Awaiting struct {
 	// hosts wait looks down.
 	ReleaseHead  string       `json:"releaseHead,omitempty"`
 	ReleaseMoved boot.Instant `json:"releaseMoved,omitzero"`
+	// Untrusted says why the release of Commit on the branch is not
+	// trusted (unsigned, unknown key); "" when there is none at all.
+	Untrusted string `json:"untrusted,omitempty"`
 }

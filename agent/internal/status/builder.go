@@ -31,6 +31,9 @@ type Wait struct {
 	Fallback string        `json:"fallback"`
 	// BuilderDown says why the builder looks down; "" when it does not.
 	BuilderDown string `json:"builderDown,omitempty"`
+	// Untrusted says why the release of Commit that the branch holds is
+	// ignored (not signed by a trusted builder key); "" when there is none.
+	Untrusted string `json:"untrusted,omitempty"`
 	// Message says all of it in plain words.
 	Message string `json:"message"`
 }
