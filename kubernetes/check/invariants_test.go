@@ -184,3 +184,15 @@ func TestUnsetValues(t *testing.T) {
 		t.Errorf("Check() with exit-node-ip filled in: %v", err)
 	}
 }
+
+// Issue 24: what the static checker can see of K3, K6, K9, K10.
+func TestReviewFindings(t *testing.T) {
+	solver := base + "components/default-deny-ingress/acme-http01-solver.yaml"
+	runMutations(t, []mutation{
+		{"K3: default-deny without the solver policy", one(base+"components/default-deny-ingress/kustomization.yaml", "  - acme-http01-solver.yaml\n", ""),
+			"denies cert-manager's HTTP-01 solver pods"},
+		{"K3: solver port closed", one(solver, "port: 8089", "port: 8080"), "denies cert-manager's HTTP-01 solver pods"},
+		{"K3: solver open to the wrong namespace", one(solver, "kubernetes.io/metadata.name: networking", "kubernetes.io/metadata.name: kube-system"),
+			"denies cert-manager's HTTP-01 solver pods"},
+	})
+}
