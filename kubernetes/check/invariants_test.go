@@ -194,5 +194,9 @@ func TestReviewFindings(t *testing.T) {
 		{"K3: solver port closed", one(solver, "port: 8089", "port: 8080"), "denies cert-manager's HTTP-01 solver pods"},
 		{"K3: solver open to the wrong namespace", one(solver, "kubernetes.io/metadata.name: networking", "kubernetes.io/metadata.name: kube-system"),
 			"denies cert-manager's HTTP-01 solver pods"},
+		{"K10: scheduler alerts on k3s", one(base+"infra/observability/values.yaml", "kubeScheduler:\n  enabled: false\n", ""),
+			"alert KubeSchedulerDown fires forever on k3s"},
+		{"K10: kube-proxy alerts on k3s", one(base+"infra/observability/values.yaml", "kubeProxy:\n  enabled: false\n", ""),
+			"alert KubeProxyDown fires forever on k3s"},
 	})
 }
