@@ -204,7 +204,9 @@ func becomeUser(uid int) error {
 	return syscall.Setuid(uid)
 }
 
-const dialTimeout = 700 * time.Millisecond
+// dialTimeout bounds one dial and its answer. What the lock rejects fails
+// at once; only lost packets wait this long.
+const dialTimeout = 1500 * time.Millisecond
 
 func dial(target string) (string, error) {
 	network, addr, _ := strings.Cut(target, ":")

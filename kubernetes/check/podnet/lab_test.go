@@ -242,6 +242,11 @@ func (l *lab) openTunnel() {
 	l.in(l.pod, "ip", "addr", "add", tsIP6+"/128", "dev", "tailscale0", "nodad")
 	l.in(l.exit, "ip", "route", "add", "100.64.0.0/10", "dev", "wg0")
 	l.in(l.exit, "ip", "-6", "route", "add", "fd7a:115c:a1e0::/48", "dev", "wg0")
+	// A real exit node has no way into the home's pod network: what the
+	// pod sends there through the tunnel is lost (the lab's internet
+	// could route it back to the node).
+	l.in(l.exit, "ip", "route", "add", "unreachable", "10.42.0.0/16")
+	l.in(l.exit, "ip", "-6", "route", "add", "unreachable", "fd00:42::/64")
 }
 
 // newTun creates a TUN device here, moves it into ns and names it name.
