@@ -30,6 +30,12 @@ const (
 
 var labSeq atomic.Int32
 
+// tmpName is a name for an interface while it is still in this process's
+// namespace, unique among concurrent test processes (at most 15 bytes).
+func tmpName(suffix string) string {
+	return fmt.Sprintf("p%x-%x%s", os.Getpid(), labSeq.Add(1), suffix)
+}
+
 // lab is four network namespaces: pod (eth0 to the node, tailscale0 to the
 // exit node), node (forwards the pod's eth0 to the internet: the home IP),
 // inet (the fake internet server) and exit (forwards the tunnel to the
@@ -59,14 +65,14 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(l.close)
 	for _, ns := range []string{l.pod, l.node, l.inet, l.exit} {
 		l.must("ip", "netns", "add", ns)
-		l.in(ns, "ip", "link", "set", "lo", "up")
+		l.ip(ns, "link", "set", "lo", "up")
 		// No duplicate address detection: a tentative link-local address
 		// delays neighbour discovery past the dial timeouts.
 		l.in(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
 	l.wire()
-	l.in(l.inet, "ip", "addr", "add", netIP4+"/32", "dev", "lo")
-	l.in(l.inet, "ip", "addr", "add", netIP6+"/128", "dev", "lo", "nodad")
+	l.ip(l.inet, "addr", "add", netIP4+"/32", "dev", "lo")
+	l.ip(l.inet, "addr", "add", netIP6+"/128", "dev", "lo", "nodad")
 	l.start(l.inet, "serve", nil)
 	l.count()
 	return l
@@ -84,12 +90,12 @@ func (l *lab) wire() {
 		{l.inet, "10.42.0.0/24", "via", "10.200.0.1"}, {l.inet, "-6", "fd00:42::/64", "via", "fd00:200::1"},
 		{l.inet, "100.64.0.0/10", "via", "10.201.0.1"}, {l.inet, "-6", "fd7a:115c:a1e0::/48", "via", "fd00:201::1"},
 	} {
-		args := []string{"ip"}
+		var args []string
 		rest := r[1:]
 		if rest[0] == "-6" {
 			args, rest = append(args, "-6"), rest[1:]
 		}
-		l.in(r[0], append(append(args, "route", "add"), rest...)...)
+		l.ip(r[0], append(append(args, "route", "add"), rest...)...)
 	}
 	for _, ns := range []string{l.node, l.exit} {
 		l.in(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
@@ -97,17 +103,17 @@ func (l *lab) wire() {
 }
 
 func (l *lab) veth(ns1, if1, a4, a6, ns2, if2, b4, b6 string) {
-	tmp1, tmp2 := fmt.Sprintf("pnv%da", labSeq.Add(1)), fmt.Sprintf("pnv%db", labSeq.Add(1))
+	tmp1, tmp2 := tmpName("a"), tmpName("b")
 	l.must("ip", "link", "add", tmp1, "type", "veth", "peer", "name", tmp2)
 	l.must("ip", "link", "set", tmp1, "netns", ns1)
 	l.must("ip", "link", "set", tmp2, "netns", ns2)
 	for _, e := range [][4]string{{ns1, tmp1, if1, a4}, {ns2, tmp2, if2, b4}} {
-		l.in(e[0], "ip", "link", "set", e[1], "name", e[2])
-		l.in(e[0], "ip", "addr", "add", e[3], "dev", e[2])
-		l.in(e[0], "ip", "link", "set", e[2], "up")
+		l.ip(e[0], "link", "set", e[1], "name", e[2])
+		l.ip(e[0], "addr", "add", e[3], "dev", e[2])
+		l.ip(e[0], "link", "set", e[2], "up")
 	}
-	l.in(ns1, "ip", "addr", "add", a6, "dev", if1, "nodad")
-	l.in(ns2, "ip", "addr", "add", b6, "dev", if2, "nodad")
+	l.ip(ns1, "addr", "add", a6, "dev", if1, "nodad")
+	l.ip(ns2, "addr", "add", b6, "dev", if2, "nodad")
 }
 
 // count makes the node count every packet it forwards from the pod's eth0
@@ -135,6 +141,12 @@ func (l *lab) homePackets() int {
 		n += c
 	}
 	return n
+}
+
+// ip runs ip(8) on namespace ns (no mount namespace, unlike ip netns exec).
+func (l *lab) ip(ns string, args ...string) string {
+	l.t.Helper()
+	return l.must(append([]string{"ip", "-n", ns}, args...)...)
 }
 
 // in runs argv in namespace ns and returns its output; a failure ends the test.
@@ -238,15 +250,15 @@ func (l *lab) openTunnel() {
 	l.tun = &tunnel{pod: pod, exit: exit, done: make(chan struct{}, 2)}
 	go l.tun.copy(exit, pod)
 	go l.tun.copy(pod, exit)
-	l.in(l.pod, "ip", "addr", "add", tsIP4+"/32", "dev", "tailscale0")
-	l.in(l.pod, "ip", "addr", "add", tsIP6+"/128", "dev", "tailscale0", "nodad")
-	l.in(l.exit, "ip", "route", "add", "100.64.0.0/10", "dev", "wg0")
-	l.in(l.exit, "ip", "-6", "route", "add", "fd7a:115c:a1e0::/48", "dev", "wg0")
+	l.ip(l.pod, "addr", "add", tsIP4+"/32", "dev", "tailscale0")
+	l.ip(l.pod, "addr", "add", tsIP6+"/128", "dev", "tailscale0", "nodad")
+	l.ip(l.exit, "route", "add", "100.64.0.0/10", "dev", "wg0")
+	l.ip(l.exit, "-6", "route", "add", "fd7a:115c:a1e0::/48", "dev", "wg0")
 	// A real exit node has no way into the home's pod network: what the
 	// pod sends there through the tunnel is lost (the lab's internet
 	// could route it back to the node).
-	l.in(l.exit, "ip", "route", "add", "unreachable", "10.42.0.0/16")
-	l.in(l.exit, "ip", "-6", "route", "add", "unreachable", "fd00:42::/64")
+	l.ip(l.exit, "route", "add", "unreachable", "10.42.0.0/16")
+	l.ip(l.exit, "-6", "route", "add", "unreachable", "fd00:42::/64")
 }
 
 // newTun creates a TUN device here, moves it into ns and names it name.
@@ -256,7 +268,7 @@ func (l *lab) newTun(ns, name string) *os.File {
 	if err != nil {
 		l.t.Fatalf("opening /dev/net/tun: %v", err)
 	}
-	tmp := fmt.Sprintf("pnt%d", labSeq.Add(1))
+	tmp := tmpName("t")
 	ifr, err := unix.NewIfreq(tmp)
 	if err != nil {
 		l.t.Fatal(err)
@@ -271,8 +283,8 @@ func (l *lab) newTun(ns, name string) *os.File {
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join("/dev/net/tun", tmp))
 	l.must("ip", "link", "set", tmp, "netns", ns)
-	l.in(ns, "ip", "link", "set", tmp, "name", name)
-	l.in(ns, "ip", "link", "set", name, "up")
+	l.ip(ns, "link", "set", tmp, "name", name)
+	l.ip(ns, "link", "set", name, "up")
 	return f
 }
 

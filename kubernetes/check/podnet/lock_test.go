@@ -162,11 +162,11 @@ func (l *lab) tailscaled(p pod) {
 	l.t.Helper()
 	l.openTunnel()
 	for _, f := range []string{"-4", "-6"} {
-		l.in(l.pod, "ip", f, "rule", "add", "pref", "5210", "fwmark", "0x80000/0xff0000", "table", "main")
-		l.in(l.pod, "ip", f, "rule", "add", "pref", "5230", "fwmark", "0x80000/0xff0000", "table", "default")
-		l.in(l.pod, "ip", f, "rule", "add", "pref", "5250", "fwmark", "0x80000/0xff0000", "type", "unreachable")
-		l.in(l.pod, "ip", f, "rule", "add", "pref", "5270", "table", "52")
-		l.in(l.pod, "ip", f, "route", "add", "default", "dev", "tailscale0", "table", "52")
+		l.ip(l.pod, f, "rule", "add", "pref", "5210", "fwmark", "0x80000/0xff0000", "table", "main")
+		l.ip(l.pod, f, "rule", "add", "pref", "5230", "fwmark", "0x80000/0xff0000", "table", "default")
+		l.ip(l.pod, f, "rule", "add", "pref", "5250", "fwmark", "0x80000/0xff0000", "type", "unreachable")
+		l.ip(l.pod, f, "rule", "add", "pref", "5270", "table", "52")
+		l.ip(l.pod, f, "route", "add", "default", "dev", "tailscale0", "table", "52")
 	}
 	l.start(l.pod, "sidecar", p.sidecar.environ(nil))
 }
