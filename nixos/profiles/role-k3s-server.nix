@@ -60,6 +60,8 @@ in
     "ip6table_mangle"
     "xt_owner"
     "xt_mark"
+    "xt_conntrack"
+    "xt_connmark"
     "ipt_REJECT"
     "ip6t_REJECT"
   ];

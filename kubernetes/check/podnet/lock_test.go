@@ -153,8 +153,9 @@ func (l *lab) script(c container, extra map[string]string) error {
 // tailscaled does, in the pod, what tailscaled does in kernel mode once
 // the exit node is selected (wgengine/router/osrouter/router_linux.go,
 // tailscale 1.102): tailscale0 up with the node's addresses, rules 5210 to
-// 5270 (packets with the bypass mark to main, everything else to table 52)
-// and a default route into tailscale0 in table 52, for IPv4 and IPv6. With
+// 5270 (packets with the bypass mark to main, everything else to table 52),
+// a default route into tailscale0 in table 52, for IPv4 and IPv6, and its
+// connmark rules (its filter chains touch only INPUT and FORWARD). With
 // --exit-node-allow-lan-access=false it adds no throw routes; with true it
 // would add throw routes for the LAN, which only sends more to main. Then
 // containerboot's health endpoint and any proxy listener the env asks for.
@@ -167,6 +168,14 @@ func (l *lab) tailscaled(p pod) {
 		l.ip(l.pod, f, "rule", "add", "pref", "5250", "fwmark", "0x80000/0xff0000", "type", "unreachable")
 		l.ip(l.pod, f, "rule", "add", "pref", "5270", "table", "52")
 		l.ip(l.pod, f, "route", "add", "default", "dev", "tailscale0", "table", "52")
+	}
+	// util/linuxfw: the connmark rules that keep the bypass mark on the
+	// replies of tailscaled's own connections (inserted first in mangle).
+	for _, tool := range []string{"iptables-legacy", "ip6tables-legacy"} {
+		l.in(l.pod, tool, "-w", "-t", "mangle", "-I", "PREROUTING", "1", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED",
+			"-m", "connmark", "!", "--mark", "0x0/0xff0000", "-j", "CONNMARK", "--restore-mark", "--nfmask", "0xff0000", "--ctmask", "0xff0000")
+		l.in(l.pod, tool, "-w", "-t", "mangle", "-I", "OUTPUT", "1", "-m", "conntrack", "--ctstate", "NEW",
+			"-m", "mark", "!", "--mark", "0x0/0xff0000", "-j", "CONNMARK", "--save-mark", "--nfmask", "0xff0000", "--ctmask", "0xff0000")
 	}
 	l.start(l.pod, "sidecar", p.sidecar.environ(nil))
 }
