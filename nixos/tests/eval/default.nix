@@ -120,6 +120,7 @@ in
     in
     {
       extraCommands = c.networking.firewall.extraCommands or "";
+      allowedTCPPorts = c.networking.firewall.allowedTCPPorts or [ ];
       kernelModules = c.boot.kernelModules or [ ];
     };
 
