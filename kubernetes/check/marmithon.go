@@ -246,12 +246,14 @@ func lockedFor(script, uid string) bool {
 }
 
 // lockEdit matches what the lock script must not do: anything but append
-// to filter OUTPUT (insert, policy, flush, delete, another table), and
-// ignore a failure. Cheap and textual; kubernetes/check/podnet runs the
+// to filter OUTPUT and mangle POSTROUTING (insert, policy, flush, delete,
+// another table), and ignore a failure. Cheap and textual; kubernetes/check/podnet runs the
 // script and judges it by its packets.
 var lockEdit = regexp.MustCompile(`(?m)(\|\||(?:^|\s)(?:-[IPFDRXZt]|--(?:insert|policy|flush|delete|replace|table|delete-chain))\s)`)
 
 func lockEditErrors(name, container, script string) []error {
+	// The one other table the lock appends to: its second layer.
+	script = strings.ReplaceAll(script, "-t mangle -A POSTROUTING ", "")
 	if m := lockEdit.FindString(script); m != "" {
 		return []error{fmt.Errorf("%s: init container %s: %q in the egress lock: it may only append (-A) the UID rules to filter OUTPUT, "+
 			"and must fail when a rule cannot be installed", name, container, strings.TrimSpace(m))}

@@ -235,21 +235,50 @@ func setEnv(k, v string) func(*testing.T, *pod) {
 
 const lockStart = "set -eu\n"
 
+// The lock's two layers: filter OUTPUT (-o is the device of the packet's
+// first route) and mangle POSTROUTING (the device it really leaves by).
+const (
+	mangleLayer = "$t -w -t mangle -A POSTROUTING -m owner --uid-owner 65532 -j DROP\n"
+	markBot     = "iptables -w -t mangle -A OUTPUT -m owner --uid-owner 65532 -j MARK --set-mark 0x80000/0xff0000\n"
+)
+
+func after(line string) func(*testing.T, *pod) {
+	return replace("done\n", "done\n"+line, lockScript)
+}
+
+func all(fs ...func(*testing.T, *pod)) func(*testing.T, *pod) {
+	return func(t *testing.T, p *pod) {
+		for _, f := range fs {
+			f(t, p)
+		}
+	}
+}
+
 var edits = []edit{
-	{name: "K6: ACCEPT the bot's UID before the lock", want: "leak",
+	// The K6 edit in each layer; in one layer only, the other catches it.
+	{name: "K6: ACCEPT the bot's UID before the lock, in both layers", want: "leak",
+		change: replace(lockStart, lockStart+"iptables -I OUTPUT 1 -m owner --uid-owner 65532 -j ACCEPT\n"+
+			"iptables -t mangle -I POSTROUTING 1 -m owner --uid-owner 65532 -j ACCEPT\n", lockScript)},
+	{name: "K6: ACCEPT the bot's UID before the lock, filter only", want: "none",
 		change: replace(lockStart, lockStart+"iptables -I OUTPUT 1 -m owner --uid-owner 65532 -j ACCEPT\n", lockScript)},
-	{name: "flush OUTPUT after the lock", want: "leak",
-		change: replace("done\n", "done\niptables -w -F OUTPUT\n", lockScript)},
-	{name: "flush only ip6tables", want: "leak",
-		change: replace("done\n", "done\nip6tables -w -F OUTPUT\n", lockScript)},
-	{name: "lock IPv4 only", want: "leak",
-		change: replace("for t in iptables ip6tables", "for t in iptables", lockScript)},
+	{name: "flush both layers", want: "leak", change: all(after("iptables -w -F OUTPUT\n"), after("iptables -w -t mangle -F POSTROUTING\n"))},
+	{name: "flush both layers of ip6tables only", want: "leak", change: all(after("ip6tables -w -F OUTPUT\n"), after("ip6tables -w -t mangle -F POSTROUTING\n"))},
+	{name: "flush filter OUTPUT only", want: "none", change: after("iptables -w -F OUTPUT\n")},
+	{name: "lock IPv4 only", want: "leak", change: replace("for t in iptables ip6tables", "for t in iptables", lockScript)},
 	{name: "mangle table: TEE copies the bot's packets to the node", want: "leak",
-		change: replace("done\n", "done\niptables -w -t mangle -A OUTPUT -m owner --uid-owner 65532 -j TEE --gateway "+nodeIP4+"\n", lockScript)},
+		change: after("iptables -w -t mangle -A OUTPUT -m owner --uid-owner 65532 -j TEE --gateway " + nodeIP4 + "\n")},
+	// A mark set in mangle OUTPUT reroutes the bot's packets to eth0 after
+	// filter let them through for tailscale0: without the POSTROUTING
+	// layer they leave from home; with it they are dropped (the bot loses
+	// IPv4, closed).
+	{name: "mangle table: tailscaled's bypass mark on the bot's packets, filter layer only", want: "leak",
+		change: all(replace("  "+mangleLayer, "", lockScript), after(markBot))},
+	{name: "mangle table: tailscaled's bypass mark on the bot's packets", want: "broken", change: after(markBot)},
 	{name: "|| true, on a node without legacy iptables", want: "leak", noIptables: true,
 		change: func(t *testing.T, p *pod) {
-			replace(" -j ACCEPT\n", " -j ACCEPT || true\n", lockScript)(t, p)
-			replace(" -j REJECT\n", " -j REJECT || true\n", lockScript)(t, p)
+			for _, target := range []string{"ACCEPT", "REJECT", "RETURN", "DROP"} {
+				replace(" -j "+target+"\n", " -j "+target+" || true\n", lockScript)(t, p)
+			}
 		}},
 	{name: "TS_SOCKS5_SERVER: tailscaled's proxy on lo", want: "leak", change: setEnv("TS_SOCKS5_SERVER", "127.0.0.1:1055")},
 	{name: "TS_OUTBOUND_HTTP_PROXY_LISTEN: tailscaled's proxy on lo", want: "leak", change: setEnv("TS_OUTBOUND_HTTP_PROXY_LISTEN", "127.0.0.1:1056")},
