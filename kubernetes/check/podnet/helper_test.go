@@ -3,6 +3,7 @@ package podnet
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +33,14 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	// The labs mostly wait (timeouts, processes starting), not compute: run
+	// more of them at once than GOMAXPROCS, unless -parallel says otherwise.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "6")
 	}
 	os.Exit(m.Run())
 }
