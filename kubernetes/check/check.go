@@ -55,6 +55,8 @@ func Check(ctx context.Context, repoRoot, scratch string) Report {
 	add(t.RetentionErrors()...)
 	add(t.ScopeErrors()...)
 	add(t.HostNetworkPolicies()...)
+	add(SolverErrors(all)...)
+	add(K3sAlertErrors(all)...)
 	add(t.exitNodeErrors()...)
 	add(upstreamErrors(repoRoot)...)
 	r.Unset, err = UnsetValues(repoRoot)

@@ -170,7 +170,6 @@ func TestExitNodeEgressRejectsLeakyBot(t *testing.T) {
 		"not a native sidecar",
 		"no startupProbe",
 		"has no --exit-node=",
-		"lacks --exit-node-allow-lan-access=false",
 		`TS_USERSPACE="true"`,
 		`TS_ACCEPT_DNS=""`,
 		`dnsPolicy "": want "None"`,

@@ -102,6 +102,16 @@ func TestMarmithonFailsClosed(t *testing.T) {
 			"allows TCP 6697 (IRC) to 0.0.0.0/0"},
 		{"every port open", one(base+"apps/marmithon/networkpolicy.yaml", "      ports:\n        - protocol: UDP\n          port: 41641\n", "      ports: []\n    - ports:\n        - protocol: UDP\n          port: 41641\n"),
 			"allows every port to 0.0.0.0/0"},
+		{"K6: ACCEPT inserted before the lock", one(marmDeploy, "              set -eu\n              for t in",
+			"              set -eu\n              iptables -I OUTPUT 1 -m owner --uid-owner 65532 -j ACCEPT\n              for t in"),
+			`"-I" in the egress lock`},
+		{"lock failures ignored", one(marmDeploy, "-j REJECT\n", "-j REJECT || true\n"), `"||" in the egress lock`},
+		{"lock in another table", one(marmDeploy, "$t -w -A OUTPUT -m owner --uid-owner 65532 -j REJECT", "$t -w -A OUTPUT -m owner --uid-owner 65532 -j REJECT\n                $t -w -t raw -A OUTPUT -j ACCEPT"),
+			`"-t" in the egress lock`},
+		{"tailscaled's SOCKS5 proxy", one(marmDeploy, "            - name: TS_HOSTNAME\n", "            - name: TS_SOCKS5_SERVER\n              value: localhost:1055\n            - name: TS_HOSTNAME\n"),
+			"TS_SOCKS5_SERVER=localhost:1055: tailscaled would proxy"},
+		{"K9: exit node never re-applied", one(marmDeploy, "tailscale --socket=/tmp/tailscaled.sock set --exit-node=\"$EXIT_NODE_IP\" &&\n", ""),
+			"TS_AUTH_ONCE=true and no `tailscale set --exit-node=`"},
 		{"bot keeps running without the tunnel", one(marmDeploy, "              port: 9002\n            periodSeconds: 10", "              port: 9003\n            periodSeconds: 10"),
 			"no livenessProbe on the sidecar's /healthz"},
 	})
@@ -173,4 +183,24 @@ func TestUnsetValues(t *testing.T) {
 	for _, err := range r.Errors {
 		t.Errorf("Check() with exit-node-ip filled in: %v", err)
 	}
+}
+
+// Issue 24: what the static checker can see of K3, K6, K9, K10.
+func TestReviewFindings(t *testing.T) {
+	solver := base + "components/default-deny-ingress/acme-http01-solver.yaml"
+	runMutations(t, []mutation{
+		{"K3: default-deny without the solver policy", one(base+"components/default-deny-ingress/kustomization.yaml", "  - acme-http01-solver.yaml\n", ""),
+			"denies cert-manager's HTTP-01 solver pods"},
+		{"K3: solver port closed", one(solver, "port: 8089", "port: 8080"), "denies cert-manager's HTTP-01 solver pods"},
+		{"K3: solver open to the wrong namespace", one(solver, "kubernetes.io/metadata.name: networking", "kubernetes.io/metadata.name: kube-system"),
+			"denies cert-manager's HTTP-01 solver pods"},
+		{"K7: external-secrets back at the end-of-life chart", one(infra+"external-secrets.yaml", "targetRevision: 2.9.0", "targetRevision: 1.3.1"),
+			"chart external-secrets 1.3.1 from https://charts.external-secrets.io is not vendored"},
+		{"K7: a Bitwarden field 2.9.0's CRD does not have", one(base+"infra/external-secrets/cluster-secret-store.yaml", "      bitwardenServerSDKURL:", "      bitwardenServerSdkURL:"),
+			"does not match its CRD"},
+		{"K10: scheduler alerts on k3s", one(base+"infra/observability/values.yaml", "kubeScheduler:\n  enabled: false\n", ""),
+			"alert KubeSchedulerDown fires forever on k3s"},
+		{"K10: kube-proxy alerts on k3s", one(base+"infra/observability/values.yaml", "kubeProxy:\n  enabled: false\n", ""),
+			"alert KubeProxyDown fires forever on k3s"},
+	})
 }

@@ -55,6 +55,8 @@ func sidecarErrors(w workload, c *corev1.Container) []error {
 	} else if !netAdmin(c) {
 		errs = append(errs, fmt.Errorf("%s: sidecar %s needs capability NET_ADMIN for kernel mode", w.name, c.Name))
 	}
+	errs = append(errs, proxyErrors(w.name, c)...)
+	errs = append(errs, authOnceErrors(w.name, c)...)
 	if d, _ := env(c, "TS_ACCEPT_DNS"); d.Value != "false" {
 		errs = append(errs, fmt.Errorf("%s: TS_ACCEPT_DNS=%q; want \"false\" (the pod's dnsConfig decides)", w.name, d.Value))
 	}
@@ -83,10 +85,38 @@ func exitNodeArgErrors(name string, c *corev1.Container) []error {
 		errs = append(errs, fmt.Errorf("%s: --exit-node=%s: name the exit node by its tailnet IPv4 address (100.64.0.0/10); "+
 			"tailscale cannot resolve a host name while it is starting up", name, node))
 	}
-	if !slices.Contains(f, "--exit-node-allow-lan-access=false") {
-		errs = append(errs, fmt.Errorf("%s: TS_EXTRA_ARGS %q lacks --exit-node-allow-lan-access=false", name, args))
+	return errs
+}
+
+// proxyEnv are the containerboot variables that make tailscaled listen as
+// a proxy: its connections are root's, outside the bot's UID lock, and
+// leave from home whenever they do not take the tunnel.
+var proxyEnv = []string{"TS_SOCKS5_SERVER", "TS_OUTBOUND_HTTP_PROXY_LISTEN"}
+
+func proxyErrors(name string, c *corev1.Container) []error {
+	var errs []error
+	for _, v := range proxyEnv {
+		if e, ok := env(c, v); ok && (e.Value != "" || e.ValueFrom != nil) {
+			errs = append(errs, fmt.Errorf("%s: %s=%s: tailscaled would proxy the bot's connections as root, past the UID lock", name, v, e.Value))
+		}
 	}
 	return errs
+}
+
+// authOnceErrors: with TS_AUTH_ONCE, containerboot runs `tailscale up`
+// (with TS_EXTRA_ARGS) only at the first login and `tailscale set` (without
+// them) on every later start, so a changed exit node is never applied
+// unless something sets it again.
+func authOnceErrors(name string, c *corev1.Container) []error {
+	if e, _ := env(c, "TS_AUTH_ONCE"); e.Value != "true" {
+		return nil
+	}
+	p := c.StartupProbe
+	if p != nil && p.Exec != nil && strings.Contains(strings.Join(p.Exec.Command, " "), "set --exit-node=") {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: TS_AUTH_ONCE=true and no `tailscale set --exit-node=` in the sidecar's startupProbe: "+
+		"later starts run `tailscale set` without TS_EXTRA_ARGS, so a changed exit node would never be applied", name)}
 }
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -184,7 +214,7 @@ func lockErrors(w workload, uid int64) []error {
 		}
 		script := strings.Join(append(append([]string{}, c.Command...), c.Args...), " ")
 		if lockedFor(script, u) {
-			return nil
+			return lockEditErrors(w.name, c.Name, script)
 		}
 	}
 	return []error{fmt.Errorf("%s: no init container with NET_ADMIN rejects UID %s's packets outside tailscale0 "+
@@ -213,4 +243,20 @@ func lockedFor(script, uid string) bool {
 		}
 	}
 	return (rejects["iptables"] && rejects["ip6tables"]) || (tools["$t"] && rejects["$t"])
+}
+
+// lockEdit matches what the lock script must not do: anything but append
+// to filter OUTPUT and mangle POSTROUTING (insert, policy, flush, delete,
+// another table), and ignore a failure. Cheap and textual; kubernetes/check/podnet runs the
+// script and judges it by its packets.
+var lockEdit = regexp.MustCompile(`(?m)(\|\||(?:^|\s)(?:-[IPFDRXZt]|--(?:insert|policy|flush|delete|replace|table|delete-chain))\s)`)
+
+func lockEditErrors(name, container, script string) []error {
+	// The one other table the lock appends to: its second layer.
+	script = strings.ReplaceAll(script, "-t mangle -A POSTROUTING ", "")
+	if m := lockEdit.FindString(script); m != "" {
+		return []error{fmt.Errorf("%s: init container %s: %q in the egress lock: it may only append (-A) the UID rules to filter OUTPUT, "+
+			"and must fail when a rule cannot be installed", name, container, strings.TrimSpace(m))}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@
 }:
 let
   keys = import ../lib/keys.nix;
+  k3sNode = builtins.elem "k3s-server" host.roles || builtins.elem "k3s-agent" host.roles;
 in
 {
   services.avalanche-agent = {
@@ -71,13 +72,19 @@ in
     9123
     9464
   ];
-  # The agent's metrics, from the home LAN (10.0.0.0/24, see
-  # nixos/hosts/mysecrets/internal.zone) and from pods on this very node
-  # (k3s's cluster CIDR): never from a WAN interface.
-  networking.firewall.extraCommands = ''
-    iptables -A nixos-fw -p tcp --dport 9464 -s 10.0.0.0/24 -j nixos-fw-accept
-    iptables -A nixos-fw -p tcp --dport 9464 -s 10.42.0.0/16 -j nixos-fw-accept
-  '';
+  # Ports open to the home LAN (10.0.0.0/24, see
+  # nixos/hosts/mysecrets/internal.zone) and to k3s's pod network (10.42.0.0/16),
+  # never to a WAN interface: the agent's metrics (9464) everywhere and, on k3s
+  # nodes, what the cluster runs on the host network: node-exporter (9100,
+  # scraped by Prometheus) and Home Assistant (8123, proxied by Traefik on the
+  # servers). A pod reaches its own node from its pod address (cni0); a pod on
+  # another node arrives masqueraded to that node's LAN address (flannel).
+  # One extraCommands for the fleet (a NixOS `lines` option; the evaluation
+  # test's stub keeps one definition).
+  networking.firewall.extraCommands = lib.concatMapStrings (port: ''
+    iptables -A nixos-fw -p tcp --dport ${toString port} -s 10.0.0.0/24 -j nixos-fw-accept
+    iptables -A nixos-fw -p tcp --dport ${toString port} -s 10.42.0.0/16 -j nixos-fw-accept
+  '') ([ 9464 ] ++ lib.optionals k3sNode [ 8123 9100 ]);
 
   users.users.root.openssh.authorizedKeys.keys = keys.admins;
   users.users.admin = {

@@ -33,12 +33,19 @@ type Copy struct {
 	Skip []string `json:"skip,omitempty"`
 }
 
-// Source is one upstream module at one version.
+// Source is one upstream module at one version, or, when Commit is set, a
+// git repository at one commit (for what the module proxy cannot serve,
+// such as a v2+ tag of a module without a /v2 path): Module is then the
+// repository, Version the tag that names the commit.
 type Source struct {
 	Module  string `json:"module"`
 	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
 	Copy    []Copy `json:"copy"`
 }
+
+// GitSum is the Sum lock.json records for a git source.
+func GitSum(commit string) string { return "git:" + commit }
 
 // Sources is sources.json.
 type Sources struct {
@@ -50,7 +57,8 @@ type Sources struct {
 type Locked struct {
 	Module  string `json:"module"`
 	Version string `json:"version"`
-	// Sum is the module's hash as go.sum records it (h1:...).
+	// Sum is the module's hash as go.sum records it (h1:...), or for a
+	// git source GitSum of its commit.
 	Sum string `json:"sum"`
 	// Files maps each copied file (relative to kubernetes/) to its SHA-256.
 	Files map[string]string `json:"files"`
@@ -100,6 +108,10 @@ func Verify(tree string, src Sources, lock Lock) []error {
 		i := slices.IndexFunc(lock.Modules, func(m Locked) bool { return m.Module == s.Module })
 		if i < 0 || lock.Modules[i].Version != s.Version {
 			errs = append(errs, fmt.Errorf("%s@%s: not in lock.json; run `go run ./cmd/upstream`", s.Module, s.Version))
+			continue
+		}
+		if s.Commit != "" && lock.Modules[i].Sum != GitSum(s.Commit) {
+			errs = append(errs, fmt.Errorf("%s@%s: lock.json has %s, sources.json commit %s; run `go run ./cmd/upstream`", s.Module, s.Version, lock.Modules[i].Sum, s.Commit))
 			continue
 		}
 		for _, c := range s.Copy {

@@ -3,9 +3,12 @@ package upstream
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
+
+var gitSum = regexp.MustCompile(`^git:[0-9a-f]{40}$`)
 
 // TestVendoredFiles checks the real vendored files against lock.json.
 func TestVendoredFiles(t *testing.T) {
@@ -20,8 +23,8 @@ func TestVendoredFiles(t *testing.T) {
 	n := 0
 	for _, m := range lock.Modules {
 		n += len(m.Files)
-		if !strings.HasPrefix(m.Sum, "h1:") {
-			t.Errorf("%s@%s: sum %q is not a go.sum hash", m.Module, m.Version, m.Sum)
+		if !strings.HasPrefix(m.Sum, "h1:") && !gitSum.MatchString(m.Sum) {
+			t.Errorf("%s@%s: sum %q is neither a go.sum hash nor a git commit", m.Module, m.Version, m.Sum)
 		}
 	}
 	if n < 100 {
@@ -70,6 +73,11 @@ func TestVerifyFindsChanges(t *testing.T) {
 			t.Errorf("Verify()[%d] = %v; want it to contain %q", i, got[i], w)
 		}
 	}
+	src.Sources[0].Commit = "0123456789012345678901234567890123456789"
+	if got := Verify(tree, src, lock); len(got) == 0 || !strings.Contains(got[0].Error(), "sources.json commit 0123") {
+		t.Errorf("Verify() with a git commit the lock does not have = %v; want it to ask for a refetch", got)
+	}
+	src.Sources[0].Commit = ""
 	src.Sources[0].Version = "v2.0.0"
 	if got := Verify(tree, src, lock); len(got) == 0 || !strings.Contains(got[0].Error(), "m@v2.0.0: not in lock.json") {
 		t.Errorf("Verify() with a new version = %v; want it to ask for a refetch", got)

@@ -115,6 +115,19 @@ in
   # evaluates every value of the configuration.
   report = name: reportOf (hostConfig name);
 
+  # What a host opens to the LAN and the pod network, and the kernel modules
+  # it loads at boot (kubernetes/ needs both on k3s nodes).
+  nodeNetwork =
+    name:
+    let
+      c = hostConfig name;
+    in
+    {
+      extraCommands = c.networking.firewall.extraCommands or "";
+      allowedTCPPorts = c.networking.firewall.allowedTCPPorts or [ ];
+      kernelModules = c.boot.kernelModules or [ ];
+    };
+
   # The module alone, configured as the VM test (nixos/tests/avalanche-agent.nix)
   # configures it: no fleet profile involved.
   moduleOnly = reportOf

@@ -2,6 +2,10 @@
 // Go module proxy (`go mod download -json`), copies it into the tree and
 // rewrites upstream/lock.json. Run it from kubernetes/check after changing
 // a pinned version in sources.json; with -verify it only compares.
+//
+// A source with a commit is read from a local git clone of its repository,
+// named with -git <repository>=<git dir> (for example a mirror made with
+// `git clone --mirror https://<repository>`): the tag must name the commit.
 package main
 
 import (
@@ -32,6 +36,15 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("upstream", flag.ContinueOnError)
 	verify := fl.Bool("verify", false, "fetch and compare with the vendored files; write nothing")
+	gitDirs := map[string]string{}
+	fl.Func("git", "`repository=dir`: the git directory holding a source with a commit (repeatable)", func(v string) error {
+		repo, dir, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("want repository=dir, got %q", v)
+		}
+		gitDirs[repo] = dir
+		return nil
+	})
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -42,7 +55,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	var lock upstream.Lock
 	for _, s := range src.Sources {
-		m, err := fetch(ctx, s, tree, *verify)
+		var m upstream.Locked
+		var err error
+		if s.Commit != "" {
+			m, err = fetchGit(ctx, s, gitDirs[s.Module], tree, *verify)
+		} else {
+			m, err = fetch(ctx, s, tree, *verify)
+		}
 		if err != nil {
 			return fmt.Errorf("%s@%s: %w", s.Module, s.Version, err)
 		}
