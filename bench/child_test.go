@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,6 +20,9 @@ const (
 	childFetchEnv  = "AVALANCHE_BENCH_CHILD_FETCH" // the repository directory
 	childURLEnv    = "AVALANCHE_BENCH_CHILD_URL"
 	childRepeatEnv = "AVALANCHE_BENCH_CHILD_REPEAT"
+	// childCommitsEnv, set to 1, fetches like a builder-mode host that
+	// waits for releases: commits only (and the release branch whole).
+	childCommitsEnv = "AVALANCHE_BENCH_CHILD_COMMITS"
 )
 
 // childReport is what the child prints: CPU time of its fetches alone.
@@ -32,6 +34,11 @@ type childReport struct {
 	// Maxrss would also count the parent's memory the child shared until
 	// exec (Go forks with CLONE_VM).
 	HWM int64 `json:"hwm"`
+	// Idle is the RSS (KiB) before the first fetch; Err is the last
+	// fetch's error, when it failed.
+	Idle       int64  `json:"idle"`
+	Err        string `json:"err,omitempty"`
+	Unfiltered bool   `json:"unfiltered,omitempty"`
 }
 
 // childFetch fetches main and testing/benchhost like the agent, repeat
@@ -40,15 +47,20 @@ func childFetch(dir string) int {
 	n, _ := strconv.Atoi(os.Getenv(childRepeatEnv))
 	r := &gitsync.Repo{Dir: dir, Remote: gitsync.Remote{URL: os.Getenv(childURLEnv)},
 		Branches: []string{"main", "testing/" + hostName}, Timeout: 10 * time.Minute}
-	before, start := cpuTime(syscall.RUSAGE_SELF), time.Now()
+	if os.Getenv(childCommitsEnv) == "1" {
+		r.Contents = gitsync.CommitsOnly
+	}
 	var rep childReport
+	rep.Idle = statusKiB("VmRSS")
+	before, start := cpuTime(syscall.RUSAGE_SELF), time.Now()
 	for range max(n, 1) {
 		res, err := r.Fetch(context.Background())
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			rep.Err = err.Error()
+			break
 		}
 		rep.Changed = rep.Changed || res.Changed
+		rep.Unfiltered = rep.Unfiltered || res.Unfiltered
 	}
 	rep.CPU, rep.Wall = cpuTime(syscall.RUSAGE_SELF)-before, time.Since(start)
 	rep.HWM = statusKiB("VmHWM")
@@ -80,14 +92,27 @@ type fetchResult struct {
 	Wall    time.Duration // per fetch
 	MaxRSS  int64         // KiB, the process and its children
 	Changed bool
+	Idle    int64 // KiB before the first fetch (gitsync only)
+	Err     string
 }
 
 // goFetch runs repeat gitsync fetches of url into dir in a child process.
-func goFetch(tb testing.TB, dir, url string, repeat int) fetchResult {
+func goFetch(tb testing.TB, dir, url string, repeat int, env ...string) fetchResult {
+	tb.Helper()
+	r := goFetchMayFail(tb, dir, url, repeat, env...)
+	if r.Err != "" {
+		tb.Fatalf("child fetch: %s", r.Err)
+	}
+	return r
+}
+
+// goFetchMayFail is goFetch returning the fetch's error in Err.
+func goFetchMayFail(tb testing.TB, dir, url string, repeat int, env ...string) fetchResult {
 	tb.Helper()
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childFetchEnv+"="+dir, childURLEnv+"="+url, childRepeatEnv+"="+strconv.Itoa(repeat))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.Output()
 	if err != nil {
 		tb.Fatalf("child fetch: %v: %s", err, stderrOf(err))
@@ -96,7 +121,8 @@ func goFetch(tb testing.TB, dir, url string, repeat int) fetchResult {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		tb.Fatalf("child fetch printed %q: %v", out, err)
 	}
-	return fetchResult{CPU: rep.CPU / time.Duration(repeat), Wall: rep.Wall / time.Duration(repeat), MaxRSS: rep.HWM, Changed: rep.Changed}
+	return fetchResult{CPU: rep.CPU / time.Duration(repeat), Wall: rep.Wall / time.Duration(repeat), MaxRSS: rep.HWM,
+		Changed: rep.Changed, Idle: rep.Idle, Err: rep.Err}
 }
 
 // gitFetch runs `git fetch` of main into the bare repository dir under
