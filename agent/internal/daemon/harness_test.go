@@ -147,7 +147,8 @@ func (h *host) stop() {
 func newDaemon(t testing.TB, c *config.Config) *daemon.Daemon {
 	nix := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}}
 	repo := &gitsync.Repo{Dir: c.RepoDir(), Branches: c.TrackedBranches(),
-		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second}
+		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second,
+		Limits: gitsync.Limits{MaxObjectSize: c.Repository.MaxObjectSize, MaxFetchSize: c.Repository.MaxFetchSize, MaxObjects: c.Repository.MaxFetchObjects}}
 	d := &daemon.Daemon{
 		Config:  c,
 		Log:     zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),
