@@ -80,7 +80,7 @@ func TestFetchRefusesOverLimits(t *testing.T) {
 				if msg := tl.Error(); !strings.Contains(msg, tt.limit) || !strings.Contains(msg, `"`+tt.branch+`"`) {
 					t.Errorf("poll %d: message %q does not name the limit and the branch", poll, msg)
 				}
-				if poll == 1 && srv.Count("POST") != 0 {
+				if poll == 1 && srv.Started("POST") != 0 {
 					t.Errorf("poll %d fetched the refused branch again: %+v", poll, srv.Requests())
 				}
 			}

@@ -30,7 +30,7 @@ func TestPushOverFetchLimitIsRefused(t *testing.T) {
 	if r := h.sync(false); r.OK {
 		t.Errorf("second sync = %+v; want still refused", r)
 	}
-	if n := h.server.Count("POST"); n != 0 {
+	if n := h.server.Started("POST"); n != 0 {
 		t.Errorf("the refused push was fetched again: %d POSTs", n)
 	}
 
