@@ -22,13 +22,25 @@ const (
 	// evaluates (builder mode without local fallback). The copy grows by
 	// a few hundred bytes a commit instead of by every file changed.
 	CommitsOnly
+	// TipTrees keeps the commits of the tracked branches (tree:0) and the
+	// whole tree of each branch's head as fetched (a shallow fetch of
+	// depth 1 without filter), WholeBranches whole: what evaluating one
+	// commit needs when Nix reads the copy in place, which it does for a
+	// directory whose .git file points at the copy (see EvalDir), not for
+	// the bare copy itself (Nix 2.8 clones a bare repository and needs
+	// every object). Trees of earlier heads stay; trees of commits never
+	// fetched as a head are not there.
+	TipTrees
 )
 
 // configValue is how a copy's config records its Contents
 // ([avalanche] contents = ...); a copy without it keeps everything.
 func (c Contents) configValue() string {
-	if c == CommitsOnly {
+	switch c {
+	case CommitsOnly:
 		return "commits"
+	case TipTrees:
+		return "tip-trees"
 	}
 	return "everything"
 }
@@ -57,7 +69,7 @@ func (l *local) checkContents(want Contents) error {
 
 // filter returns the partial-clone filter for branch b, "" for none.
 func (r *Repo) filter(b string) packp.Filter {
-	if r.Contents != CommitsOnly || slices.Contains(r.WholeBranches, b) {
+	if r.Contents == Everything || slices.Contains(r.WholeBranches, b) {
 		return ""
 	}
 	return packp.FilterTreeDepth(0)
@@ -67,7 +79,7 @@ func (r *Repo) filter(b string) packp.Filter {
 func (r *Repo) treeless() map[string]bool {
 	out := map[string]bool{}
 	for _, b := range r.Branches {
-		if r.filter(b) != "" {
+		if r.Contents == CommitsOnly && r.filter(b) != "" {
 			out[b] = true
 		}
 	}

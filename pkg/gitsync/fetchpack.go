@@ -22,9 +22,10 @@ import (
 // the objects that want has and the haves do not (only commits when filter
 // is set and the remote supports filters), checks the pack against lim as
 // it arrives, indexes it into the copy, then moves the branch. unfiltered
-// is true when filter was asked for but the remote cannot apply it. A
+// is true when filter was asked for but the remote cannot apply it. With
+// tipTree, want's whole tree is fetched too before the branch moves. A
 // pack over a limit returns a *limitError and leaves the branch as it was.
-func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plumbing.Hash, haves []plumbing.Hash, filter packp.Filter, lim Limits) (unfiltered bool, err error) {
+func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plumbing.Hash, haves []plumbing.Hash, filter packp.Filter, tipTree bool, lim Limits) (unfiltered bool, err error) {
 	if !l.has(want) {
 		req, filtered := s.request(want, haves, filter)
 		unfiltered = filter != "" && !filtered
@@ -34,6 +35,11 @@ func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plum
 		l.st.Reindex()
 		if !l.has(want) {
 			return false, fmt.Errorf("fetching %s: the remote sent no commit %s for branch %q", s.shown, want, b)
+		}
+	}
+	if tipTree {
+		if err := s.fetchTipTree(ctx, l, want, haves, lim); err != nil {
+			return false, err
 		}
 	}
 	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(b), want)

@@ -191,7 +191,8 @@ func (r *Repo) fetchInto(ctx context.Context, s *session, l *local, remote map[s
 			continue
 		}
 		filter := r.filter(b)
-		u, err := s.fetchBranch(ctx, l, b, want, r.haves(l, filter), filter, lim)
+		tipTree := r.Contents == TipTrees && filter != ""
+		u, err := s.fetchBranch(ctx, l, b, want, r.haves(l, filter), filter, tipTree, lim)
 		var le *limitError
 		if errors.As(err, &le) {
 			r.refuse(&TooLargeError{Branch: b, Commit: want.String(), Limit: le.limit, Max: le.max, Size: le.size})
