@@ -20,9 +20,10 @@ const (
 	childFetchEnv  = "AVALANCHE_BENCH_CHILD_FETCH" // the repository directory
 	childURLEnv    = "AVALANCHE_BENCH_CHILD_URL"
 	childRepeatEnv = "AVALANCHE_BENCH_CHILD_REPEAT"
-	// childCommitsEnv, set to 1, fetches like a builder-mode host that
-	// waits for releases: commits only (and the release branch whole).
-	childCommitsEnv = "AVALANCHE_BENCH_CHILD_COMMITS"
+	// childContentsEnv picks the copy's gitsync.Contents: "commits" (a
+	// builder-mode host that waits for releases) or "tip-trees"; unset,
+	// everything.
+	childContentsEnv = "AVALANCHE_BENCH_CHILD_CONTENTS"
 )
 
 // childReport is what the child prints: CPU time of its fetches alone.
@@ -47,8 +48,11 @@ func childFetch(dir string) int {
 	n, _ := strconv.Atoi(os.Getenv(childRepeatEnv))
 	r := &gitsync.Repo{Dir: dir, Remote: gitsync.Remote{URL: os.Getenv(childURLEnv)},
 		Branches: []string{"main", "testing/" + hostName}, Timeout: 10 * time.Minute}
-	if os.Getenv(childCommitsEnv) == "1" {
+	switch os.Getenv(childContentsEnv) {
+	case "commits":
 		r.Contents = gitsync.CommitsOnly
+	case "tip-trees":
+		r.Contents = gitsync.TipTrees
 	}
 	var rep childReport
 	rep.Idle = statusKiB("VmRSS")
@@ -129,13 +133,20 @@ func goFetchMayFail(tb testing.TB, dir, url string, repeat int, env ...string) f
 // /usr/bin/time -v and returns its CPU time, wall time and peak RSS.
 func gitFetch(tb testing.TB, dir, url string) fetchResult {
 	tb.Helper()
+	return timed(tb, dir, "-v", "git", "fetch", "--quiet", url, "+refs/heads/main:refs/heads/main")
+}
+
+// timed runs /usr/bin/time with args in dir and returns the command's CPU
+// time, wall time and peak RSS.
+func timed(tb testing.TB, dir string, args ...string) fetchResult {
+	tb.Helper()
 	start := time.Now()
-	cmd := exec.Command("/usr/bin/time", "-v", "git", "fetch", "--quiet", url, "+refs/heads/main:refs/heads/main")
+	cmd := exec.Command("/usr/bin/time", args...)
 	cmd.Dir, cmd.Env = dir, gitEnv(tb)
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
-		tb.Fatalf("git fetch: %v\n%s", err, out)
+		tb.Fatalf("%s: %v\n%s", strings.Join(args[1:], " "), err, out)
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	r := fetchResult{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), Wall: wall}

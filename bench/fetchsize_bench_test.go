@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -74,4 +75,75 @@ func pushBigBlobs(tb testing.TB, bareDir string, size int) {
 	if err := cmd.Wait(); err != nil {
 		tb.Fatalf("git fast-import: %v: %s", err, out)
 	}
+}
+
+// BenchmarkHostCopies compares, per host kind, the agent's copy of a
+// generated history (2,000 commits; 20,000 with AVALANCHE_BENCH_FULL=1)
+// served by git http-backend with uploadpack.allowFilter: a host that
+// evaluates (every object, as before), a builder-mode host that waits for
+// releases (commits only, filter tree:0) and TipTrees (commits and the
+// head's tree), against `git clone` of the same server: --bare, --bare
+// --filter=tree:0, and --filter=tree:0 with its checkout. Bytes on disk,
+// first fetch and an incremental fetch of 1% more commits: wall time and
+// peak RSS.
+func BenchmarkHostCopies(b *testing.B) {
+	commits := samples(2000, 20000)
+	w := gittest.NewRepo(b)
+	bare := gittest.NewBare(b)
+	w.Commit(b, map[string]string{"file.txt": "x\n"}, "first")
+	w.Push(b, bare, "HEAD:refs/heads/main")
+	gittest.GenerateHistory(b, bare, "main", commits, 1, 13000)
+	if out, err := exec.Command("git", "-C", bare, "config", "uploadpack.allowFilter", "true").CombinedOutput(); err != nil {
+		b.Fatalf("git config: %v: %s", err, out)
+	}
+	srv := gittest.StartHTTPServer(b, bare, "")
+	kinds := []struct {
+		name string
+		env  []string
+		git  []string // git clone arguments of the nearest git copy
+	}{
+		{"evaluating", nil, []string{"--bare"}},
+		{"commits-only", []string{childContentsEnv + "=commits"}, []string{"--bare", "--filter=tree:0"}},
+		// git's nearest: a partial clone that checks the head out (its
+		// blobs fetched on demand), work tree included in its bytes.
+		{"tip-trees", []string{childContentsEnv + "=tip-trees"}, []string{"--filter=tree:0"}},
+	}
+	for b.Loop() {
+		dirs := map[string][2]string{}
+		for _, k := range kinds {
+			g, c := filepath.Join(b.TempDir(), "repo.git"), filepath.Join(b.TempDir(), "cli.git")
+			dirs[k.name] = [2]string{g, c}
+			report(b, k.name+"-clone", goFetch(b, g, srv.URL, 1, k.env...), gitClone(b, c, srv.URL, k.git...))
+		}
+		gittest.GenerateHistory(b, bare, "main", commits/100, 1, 13000)
+		for _, k := range kinds {
+			d := dirs[k.name]
+			report(b, k.name+"-incremental", goFetch(b, d[0], srv.URL, 1, k.env...), gitFetchOrigin(b, d[1]))
+			b.ReportMetric(float64(duSize(d[0]))/mb, k.name+"-gitsync-MiB")
+			b.ReportMetric(float64(duSize(d[1]))/mb, k.name+"-git-MiB")
+		}
+	}
+}
+
+func report(b *testing.B, step string, g, c fetchResult) {
+	b.ReportMetric(float64(g.MaxRSS)/1024, step+"-gitsync-peakRSS-MiB")
+	b.ReportMetric(float64(c.MaxRSS)/1024, step+"-git-peakRSS-MiB")
+	b.ReportMetric(g.Wall.Seconds(), step+"-gitsync-s")
+	b.ReportMetric(c.Wall.Seconds(), step+"-git-s")
+}
+
+// gitClone runs `git clone --quiet [args] url dir` under /usr/bin/time -v.
+func gitClone(tb testing.TB, dir, url string, args ...string) fetchResult {
+	argv := append([]string{"-v", "git", "clone", "--quiet"}, args...)
+	return timed(tb, "", append(argv, url, dir)...)
+}
+
+// gitFetchOrigin runs `git fetch origin` (main) in dir, a clone made by
+// gitClone (a partial clone fetches with its filter again), or `git pull`
+// where it has a work tree.
+func gitFetchOrigin(tb testing.TB, dir string) fetchResult {
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+		return timed(tb, dir, "-v", "git", "pull", "--quiet", "--ff-only", "origin", "main")
+	}
+	return timed(tb, dir, "-v", "git", "fetch", "--quiet", "origin", "+refs/heads/main:refs/heads/main")
 }

@@ -26,6 +26,11 @@ import (
 // tipTree, want's whole tree is fetched too before the branch moves. A
 // pack over a limit returns a *limitError and leaves the branch as it was.
 func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plumbing.Hash, haves []plumbing.Hash, filter packp.Filter, tipTree bool, lim Limits) (unfiltered bool, err error) {
+	if tipTree && len(haves) > 0 {
+		// What changed since heads whose trees are complete: commits,
+		// trees and blobs, as a fetch always did.
+		filter = ""
+	}
 	if !l.has(want) {
 		req, filtered := s.request(want, haves, filter)
 		unfiltered = filter != "" && !filtered
