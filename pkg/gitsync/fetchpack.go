@@ -145,8 +145,9 @@ func receivePack(dir string, src io.Reader, lim Limits) (string, error) {
 }
 
 // installPack indexes the checked pack at tmp and moves it into place as
-// pack-<checksum>.pack with its .idx; the index appears last, so readers
-// see the whole pack or none of it.
+// pack-<checksum>.pack with its .idx. The pack appears last, as go-git
+// writes them: go-git lists packs by their .pack files, so a crash in
+// between leaves an index without pack, which nothing reads.
 func installPack(dir, tmp string) (err error) {
 	defer func() {
 		if err != nil {
@@ -179,7 +180,7 @@ func installPack(dir, tmp string) (err error) {
 	if err := writeIndex(base+".idx.tmp", idx); err != nil {
 		return err
 	}
-	for _, mv := range [][2]string{{tmp, base + ".pack"}, {base + ".idx.tmp", base + ".idx"}} {
+	for _, mv := range [][2]string{{base + ".idx.tmp", base + ".idx"}, {tmp, base + ".pack"}} {
 		if err := os.Chmod(mv[0], 0o444); err != nil {
 			return err
 		}

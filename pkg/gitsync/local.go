@@ -130,7 +130,8 @@ func (l *local) head(b string) (h plumbing.Hash, ok bool, err error) {
 
 // checkPacks compares each pack's trailing checksum with the one recorded
 // in its index, which catches truncated or half-written packs cheaply. It
-// returns the pack files.
+// returns the pack files. An index without its pack is skipped: go-git
+// lists packs by their .pack files and never reads it.
 func checkPacks(dir string) ([]string, error) {
 	idxs, err := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
 	if err != nil {
@@ -139,6 +140,9 @@ func checkPacks(dir string) ([]string, error) {
 	var packs []string
 	for _, idx := range idxs {
 		pack := strings.TrimSuffix(idx, ".idx") + ".pack"
+		if _, err := os.Stat(pack); errors.Is(err, os.ErrNotExist) {
+			continue // a fetch cut short before its pack appeared; unread
+		}
 		want, err := tail(idx, 40)
 		if err != nil {
 			return nil, fmt.Errorf("reading pack index: %w", err)
