@@ -16,25 +16,32 @@ import (
 // push is a few hundred KB: one blob compresses 1000:1, the other is a
 // delta of it) and measures the peak RSS of the agent's next fetch above
 // its RSS before fetching. The fetch must refuse the push
-// (repository.maxObjectSize) without inflating it.
+// (repository.maxObjectSize) without inflating it. The same with two
+// 15 MiB files, just under the default limit, shows what an accepted push
+// of the largest objects costs.
 func BenchmarkBigPush(b *testing.B) {
-	w := gittest.NewRepo(b)
-	bare := gittest.NewBare(b)
-	w.Commit(b, map[string]string{"file.txt": "x\n"}, "first")
-	w.Push(b, bare, "HEAD:refs/heads/main")
-	srv := gittest.StartHTTPServer(b, bare, "")
 	for b.Loop() {
-		dir := filepath.Join(b.TempDir(), "repo.git")
-		goFetch(b, dir, srv.URL, 1)
-		pushBigBlobs(b, bare, 256<<20)
-		srv.Reset()
-		g := goFetchMayFail(b, dir, srv.URL, 1)
-		if !strings.Contains(g.Err, "maxObjectSize") {
-			b.Fatalf("fetch of the big push = %q; want it refused over maxObjectSize", g.Err)
+		for _, c := range []struct {
+			name    string
+			size    int
+			refused bool
+		}{{"256MiB", 256 << 20, true}, {"15MiB", 15 << 20, false}} {
+			w := gittest.NewRepo(b)
+			bare := gittest.NewBare(b)
+			w.Commit(b, map[string]string{"file.txt": "x\n"}, "first")
+			w.Push(b, bare, "HEAD:refs/heads/main")
+			srv := gittest.StartHTTPServer(b, bare, "")
+			dir := filepath.Join(b.TempDir(), "repo.git")
+			goFetch(b, dir, srv.URL, 1)
+			pushBigBlobs(b, bare, c.size)
+			g := goFetchMayFail(b, dir, srv.URL, 1)
+			if refused := strings.Contains(g.Err, "maxObjectSize"); refused != c.refused || !refused && g.Err != "" {
+				b.Fatalf("fetch of two %s files = %q; want refused %v", c.name, g.Err, c.refused)
+			}
+			b.ReportMetric(float64(g.MaxRSS-g.Idle)/1024, c.name+"-peakRSS-above-idle-MiB")
+			b.ReportMetric(float64(g.MaxRSS)/1024, c.name+"-peakRSS-MiB")
+			b.Logf("%s: %s", c.name, g.Err)
 		}
-		b.ReportMetric(float64(g.MaxRSS-g.Idle)/1024, "peakRSS-above-idle-MiB")
-		b.ReportMetric(float64(g.MaxRSS)/1024, "peakRSS-MiB")
-		b.Logf("refused: %s", g.Err)
 	}
 }
 
