@@ -70,7 +70,9 @@ type FetchResult struct {
 	// Heads maps each tracked branch that exists on the remote to its
 	// commit hash (hex), as now stored locally.
 	Heads map[string]string
-	// Changed is true when objects or refs were written.
+	// Changed is true when objects or refs were written, or a fetch was
+	// tried and refused (Refused then says which, once: later polls of the
+	// same refused head report it with Changed false).
 	Changed bool
 	// Recloned is true when the local copy was missing or corrupt, or
 	// kept other Contents, and was created anew.
