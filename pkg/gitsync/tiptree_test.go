@@ -25,8 +25,17 @@ func nixEval(t *testing.T, dir, rev string) (string, error) {
 // A copy with TipTrees keeps the commits and each fetched head's whole
 // tree: Nix evaluates the head through EvalDir, reading the copy in place;
 // an older commit's tree is not there; the bare copy itself cannot be
-// cloned by Nix (it would need every object).
+// cloned by Nix (it would need every object). A server without filters
+// gives everything, said in Unfiltered.
 func TestTipTreesCopy(t *testing.T) {
+	for _, allowFilter := range []bool{true, false} {
+		t.Run(map[bool]string{true: "allowFilter", false: "no filter support"}[allowFilter], func(t *testing.T) {
+			testTipTrees(t, allowFilter)
+		})
+	}
+}
+
+func testTipTrees(t *testing.T, allowFilter bool) {
 	f, _ := newFixture(t)
 	flake := "{ outputs = { self }: { x = builtins.readFile ./data.txt; }; }\n"
 	f.work.Commit(t, map[string]string{"flake.nix": flake, "data.txt": "one\n"}, "flake")
@@ -36,11 +45,15 @@ func TestTipTreesCopy(t *testing.T) {
 	middle := f.work.Commit(t, map[string]string{"data.txt": "two\n"}, "two")
 	tip := f.work.Commit(t, map[string]string{"data.txt": "three\n"}, "three")
 	f.push(t)
-	setConfig(t, f.bare, "uploadpack.allowFilter", "true")
+	if allowFilter {
+		setConfig(t, f.bare, "uploadpack.allowFilter", "true")
+	}
 	srv := gittest.StartHTTPServer(t, f.bare, "")
 	r := newRepo(t, Remote{URL: srv.URL})
 	r.Contents = TipTrees
-	mustFetch(t, r)
+	if res := mustFetch(t, r); res.Unfiltered == allowFilter {
+		t.Errorf("Fetch Unfiltered = %v; want %v", res.Unfiltered, !allowFilter)
+	}
 
 	eval, err := r.EvalDir()
 	if err != nil {
@@ -49,7 +62,7 @@ func TestTipTreesCopy(t *testing.T) {
 	if out, err := nixEval(t, eval, tip); err != nil || out != "three\n" {
 		t.Errorf("nix eval of the head through EvalDir = %q, %v; want three", out, err)
 	}
-	if out, err := nixEval(t, r.Dir, tip); err == nil {
+	if out, err := nixEval(t, r.Dir, tip); allowFilter && err == nil {
 		t.Errorf("nix eval of the bare copy = %q; want an error (Nix clones it and needs every object)", out)
 	}
 	l, err := openLocal(r.Dir)
@@ -57,8 +70,8 @@ func TestTipTreesCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if ok, err := l.treeComplete(mustHash(t, middle)); ok || err != nil {
-		t.Errorf("treeComplete(middle) = %v, %v; want false: only heads' trees are kept", ok, err)
+	if ok, err := l.treeComplete(mustHash(t, middle)); ok == allowFilter || err != nil {
+		t.Errorf("treeComplete(middle) = %v, %v; want %v: only heads' trees are kept", ok, err, !allowFilter)
 	}
 
 	next := f.work.Commit(t, map[string]string{"data.txt": "four\n"}, "four")
