@@ -17,6 +17,9 @@
     knownHostsFile = null;
     fetchTimeout = "2m";
     allowInsecureHTTP = false;
+    maxObjectSize = 16777216; # 16 MiB
+    maxFetchSize = 1073741824; # 1 GiB
+    maxFetchObjects = 1000000;
   };
   pollInterval = "60s";
   group = "avalanche";

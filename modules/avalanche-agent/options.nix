@@ -96,6 +96,13 @@ in
       sshKeyFile = opt secretPath d.repository.sshKeyFile "SSH deploy key (SSH URLs only).";
       knownHostsFile = opt secretPath d.repository.knownHostsFile "known_hosts for the git server (required with SSH URLs).";
       fetchTimeout = opt duration d.repository.fetchTimeout "Timeout of one fetch.";
+      maxObjectSize = opt types.ints.positive d.repository.maxObjectSize ''
+        Largest object (bytes, inflated; a delta's result too) a fetch accepts.
+        A push over it is refused before anything is inflated, as a fault of
+        the pushed commit.
+      '';
+      maxFetchSize = opt types.ints.positive d.repository.maxFetchSize "Most pack bytes one fetch of a branch receives.";
+      maxFetchObjects = opt types.ints.positive d.repository.maxFetchObjects "Most objects in one fetch of a branch.";
       allowInsecureHTTP = opt types.bool d.repository.allowInsecureHTTP ''
         Let tokenFile go with a plain http:// URL, for a forge on this very
         machine only: the agent still refuses any host but loopback.

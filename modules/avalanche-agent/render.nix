@@ -29,7 +29,7 @@ let
       tokenFile = orEmpty repo.tokenFile;
       sshKeyFile = orEmpty repo.sshKeyFile;
       knownHostsFile = orEmpty repo.knownHostsFile;
-      inherit (repo) allowInsecureHTTP;
+      inherit (repo) allowInsecureHTTP maxObjectSize maxFetchSize maxFetchObjects;
     };
     inherit (o) pollInterval;
     # Fixed by the unit's StateDirectory= and RuntimeDirectory=.

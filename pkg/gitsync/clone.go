@@ -23,7 +23,7 @@ func (r *Repo) reclone(ctx context.Context, s *session, remote map[string]plumbi
 		return FetchResult{}, fmt.Errorf("cloning into %s: %w", r.Dir, err)
 	}
 	defer os.RemoveAll(tmp) // after a swap this is the old copy
-	heads, err := r.cloneInto(ctx, s, tmp, remote)
+	heads, unfiltered, err := r.cloneInto(ctx, s, tmp, remote)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -33,30 +33,33 @@ func (r *Repo) reclone(ctx context.Context, s *session, remote map[string]plumbi
 	if err := swapDir(tmp, r.Dir); err != nil {
 		return FetchResult{}, fmt.Errorf("cloning into %s: %w", r.Dir, err)
 	}
-	return FetchResult{Heads: heads, Changed: true, Recloned: true}, nil
+	return FetchResult{Heads: heads, Changed: true, Recloned: true, Unfiltered: unfiltered}, nil
 }
 
 // cloneInto initialises a bare repository in dir and fetches into it.
-func (r *Repo) cloneInto(ctx context.Context, s *session, dir string, remote map[string]plumbing.Hash) (map[string]string, error) {
-	l, err := initLocal(dir, r.Branches[0])
+func (r *Repo) cloneInto(ctx context.Context, s *session, dir string, remote map[string]plumbing.Hash) (map[string]string, bool, error) {
+	l, err := initLocal(dir, r.Branches[0], r.Contents)
 	if err != nil {
-		return nil, fmt.Errorf("cloning into %s: %w", r.Dir, err)
+		return nil, false, fmt.Errorf("cloning into %s: %w", r.Dir, err)
 	}
 	defer l.Close()
-	if err := r.fetchInto(ctx, s, l, remote); err != nil {
-		return nil, err
+	unfiltered, err := r.fetchInto(ctx, s, l, remote)
+	if err != nil {
+		return nil, false, err
 	}
-	return l.heads(r.Branches)
+	heads, err := l.heads(r.Branches)
+	return heads, unfiltered, err
 }
 
-// initLocal creates an empty bare repository whose HEAD names branch.
-func initLocal(dir, branch string) (*local, error) {
+// initLocal creates an empty bare repository whose HEAD names branch and
+// whose config records the Contents it keeps.
+func initLocal(dir, branch string, contents Contents) (*local, error) {
 	for _, sub := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	cfg := "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
+	cfg := "[core]\n\trepositoryformatversion = 0\n\tbare = true\n" + contents.configSection()
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}

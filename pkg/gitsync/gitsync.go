@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -53,10 +51,18 @@ type Repo struct {
 	Branches []string
 	// Timeout bounds a whole Fetch; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Limits bound what a Fetch takes in; zero fields mean DefaultLimits.
+	Limits Limits
+	// Contents says which objects the copy keeps; the zero value keeps all.
+	Contents Contents
+	// WholeBranches are fetched with every object even when Contents
+	// keeps only commits (the builder's release branch).
+	WholeBranches []string
 
-	mu    sync.Mutex   // serialises Fetch
-	known *fingerprint // the copy the last Fetch checked; nil: check again
-	memo  memo         // answers that cannot change
+	mu      sync.Mutex   // serialises Fetch
+	known   *fingerprint // the copy the last Fetch checked; nil: check again
+	memo    memo         // answers that cannot change
+	refused map[string]*TooLargeError
 }
 
 // FetchResult describes the local state after a Fetch.
@@ -64,11 +70,20 @@ type FetchResult struct {
 	// Heads maps each tracked branch that exists on the remote to its
 	// commit hash (hex), as now stored locally.
 	Heads map[string]string
-	// Changed is true when objects or refs were written.
+	// Changed is true when objects or refs were written, or a fetch was
+	// tried and refused (Refused then says which, once: later polls of the
+	// same refused head report it with Changed false).
 	Changed bool
-	// Recloned is true when the local copy was missing or corrupt and was
-	// created anew.
+	// Recloned is true when the local copy was missing or corrupt, or
+	// kept other Contents, and was created anew.
 	Recloned bool
+	// Refused lists the tracked branches other than the first whose new
+	// commits were over a limit: they are left out of Heads until they
+	// move on. (A refused first branch is Fetch's error.)
+	Refused []*TooLargeError
+	// Unfiltered is true when Contents asked for commits only and the
+	// remote does not support partial-clone filters: everything was fetched.
+	Unfiltered bool
 }
 
 // Fetch brings the tracked branches of the local copy in line with the
@@ -92,32 +107,43 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 		return FetchResult{}, err
 	}
 	if r.known.still(r, remote) {
-		return FetchResult{Heads: hexHeads(remote)}, nil
+		return r.withRefusals(FetchResult{Heads: hexHeads(remote)}, remote)
 	}
 	r.known = nil
 	if err := removeStale(r.Dir); err != nil {
 		return FetchResult{}, err
 	}
 	started := time.Now()
-	l, got, err := openChecked(r.Dir, r.Branches)
+	l, got, err := r.openChecked()
 	if err != nil {
-		return r.reclone(ctx, s, remote)
+		res, err := r.reclone(ctx, s, remote)
+		if err != nil {
+			return res, err
+		}
+		return r.withRefusals(res, remote)
 	}
 	defer l.Close()
 	res, err := r.update(ctx, s, l, remote)
-	if err == nil && !res.Changed {
+	if err != nil {
+		return res, err
+	}
+	if !res.Changed {
 		r.known = takeFingerprint(r.Dir, r.Branches, remote, got.packs, got.objects, started)
 	}
-	return res, err
+	return r.withRefusals(res, remote)
 }
 
-// openChecked opens the copy in dir and checks it.
-func openChecked(dir string, branches []string) (*local, checked, error) {
-	l, err := openLocal(dir)
+// openChecked opens the copy in Dir and checks it: a copy that keeps other
+// Contents than asked for counts as unusable and is made anew.
+func (r *Repo) openChecked() (*local, checked, error) {
+	l, err := openLocal(r.Dir)
 	if err != nil {
 		return nil, checked{}, err
 	}
-	got, err := l.check(dir, branches)
+	got, err := l.check(r.Dir, r.Branches, r.treeless())
+	if err == nil {
+		err = l.checkContents(r.Contents)
+	}
 	if err != nil {
 		l.Close()
 		return nil, checked{}, err
@@ -127,7 +153,7 @@ func openChecked(dir string, branches []string) (*local, checked, error) {
 
 // update fetches into an existing healthy copy, unless it is up to date.
 func (r *Repo) update(ctx context.Context, s *session, l *local, remote map[string]plumbing.Hash) (FetchResult, error) {
-	ok, err := l.upToDate(r.Branches, remote)
+	ok, err := l.upToDate(r.Branches, r.unrefused(remote))
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -137,7 +163,8 @@ func (r *Repo) update(ctx context.Context, s *session, l *local, remote map[stri
 	if err := removeTempPacks(r.Dir); err != nil {
 		return FetchResult{}, err
 	}
-	if err := r.fetchInto(ctx, s, l, remote); err != nil {
+	unfiltered, err := r.fetchInto(ctx, s, l, remote)
+	if err != nil {
 		if ctx.Err() != nil || classOf(ctx, err) != nil {
 			return FetchResult{}, err
 		}
@@ -150,32 +177,38 @@ func (r *Repo) update(ctx context.Context, s *session, l *local, remote map[stri
 	if err != nil {
 		return FetchResult{}, err
 	}
-	return FetchResult{Heads: heads, Changed: true}, nil
+	return FetchResult{Heads: heads, Changed: true, Unfiltered: unfiltered}, nil
 }
 
-// fetchInto fetches the tracked branches present on the remote and drops
-// local branches that the remote no longer has.
-func (r *Repo) fetchInto(ctx context.Context, s *session, l *local, remote map[string]plumbing.Hash) error {
-	var specs []config.RefSpec
+// fetchInto fetches the tracked branches present on the remote, one pack
+// per branch that moved, and drops local branches that the remote no
+// longer has. A branch whose pack breaks a limit is left where it was and
+// remembered as refused. unfiltered reports a remote that could not apply
+// the partial-clone filter.
+func (r *Repo) fetchInto(ctx context.Context, s *session, l *local, remote map[string]plumbing.Hash) (unfiltered bool, err error) {
+	lim := r.Limits.orDefault()
 	for _, b := range r.Branches {
-		if _, ok := remote[b]; ok {
-			ref := plumbing.NewBranchReferenceName(b)
-			specs = append(specs, config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref)))
+		want, ok := remote[b]
+		if !ok || r.isRefused(b, want) {
+			continue
 		}
-	}
-	err := s.remoteFor(l.st).FetchContext(ctx, &git.FetchOptions{
-		RefSpecs: specs,
-		Auth:     s.auth,
-		Tags:     git.NoTags,
-		Force:    true,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetching %s: %w", s.shown, classify(ctx, err, s.secret))
+		filter := r.filter(b)
+		tipTree := r.Contents == TipTrees && filter != ""
+		u, err := s.fetchBranch(ctx, l, b, want, r.haves(l, filter), filter, tipTree, lim)
+		var le *limitError
+		if errors.As(err, &le) {
+			r.refuse(&TooLargeError{Branch: b, Commit: want.String(), Limit: le.limit, Max: le.max, Size: le.size})
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		unfiltered = unfiltered || u
 	}
 	if _, err := l.prune(r.Branches, remote); err != nil {
-		return fmt.Errorf("updating %s: %w", r.Dir, err)
+		return false, fmt.Errorf("updating %s: %w", r.Dir, err)
 	}
-	return nil
+	return unfiltered, nil
 }
 
 func hexHeads(m map[string]plumbing.Hash) map[string]string {
@@ -198,6 +231,11 @@ func removeTempPacks(dir string) error {
 	if err != nil {
 		return err
 	}
+	idx, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.idx.tmp"))
+	if err != nil {
+		return err
+	}
+	tmp = append(tmp, idx...)
 	for _, p := range tmp {
 		if err := os.Remove(p); err != nil {
 			return fmt.Errorf("removing interrupted pack: %w", err)

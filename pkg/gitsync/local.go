@@ -22,6 +22,7 @@ const objectCacheSize = 8 * cache.MiByte
 
 // local is an open bare repository.
 type local struct {
+	dir    string
 	repo   *git.Repository
 	st     *filesystem.Storage
 	closed bool
@@ -51,7 +52,7 @@ func openLocal(dir string) (*local, error) {
 		st.Close()
 		return nil, err
 	}
-	return &local{repo: repo, st: st}, nil
+	return &local{dir: dir, repo: repo, st: st}, nil
 }
 
 // checked is what check read besides config, HEAD and refs: the pack
@@ -63,8 +64,8 @@ type checked struct {
 
 // check verifies that the repository is usable: config and HEAD readable,
 // packs complete, and each tracked branch that exists locally points to a
-// readable commit and tree. Reads only.
-func (l *local) check(dir string, branches []string) (checked, error) {
+// readable commit and, unless the branch is treeless, tree. Reads only.
+func (l *local) check(dir string, branches []string, treeless map[string]bool) (checked, error) {
 	var got checked
 	if _, err := l.repo.Config(); err != nil {
 		return got, fmt.Errorf("reading config: %w", err)
@@ -89,10 +90,14 @@ func (l *local) check(dir string, branches []string) (checked, error) {
 		if err != nil {
 			return got, fmt.Errorf("reading commit %s of branch %q: %w", h, b, err)
 		}
+		got.objects = append(got.objects, h)
+		if treeless[b] {
+			continue
+		}
 		if _, err := c.Tree(); err != nil {
 			return got, fmt.Errorf("reading tree of commit %s: %w", h, err)
 		}
-		got.objects = append(got.objects, h, c.TreeHash)
+		got.objects = append(got.objects, c.TreeHash)
 	}
 	return got, nil
 }
@@ -125,7 +130,8 @@ func (l *local) head(b string) (h plumbing.Hash, ok bool, err error) {
 
 // checkPacks compares each pack's trailing checksum with the one recorded
 // in its index, which catches truncated or half-written packs cheaply. It
-// returns the pack files.
+// returns the pack files. An index without its pack is skipped: go-git
+// lists packs by their .pack files and never reads it.
 func checkPacks(dir string) ([]string, error) {
 	idxs, err := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
 	if err != nil {
@@ -134,6 +140,9 @@ func checkPacks(dir string) ([]string, error) {
 	var packs []string
 	for _, idx := range idxs {
 		pack := strings.TrimSuffix(idx, ".idx") + ".pack"
+		if _, err := os.Stat(pack); errors.Is(err, os.ErrNotExist) {
+			continue // a fetch cut short before its pack appeared; unread
+		}
 		want, err := tail(idx, 40)
 		if err != nil {
 			return nil, fmt.Errorf("reading pack index: %w", err)

@@ -12,11 +12,12 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage"
-	"github.com/go-git/go-git/v5/storage/memory"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -27,10 +28,13 @@ const tokenUser = "avalanche"
 
 // session holds what one Fetch needs to talk to the remote.
 type session struct {
-	url    string // as given, for go-git
-	shown  string // redacted, for messages
-	auth   transport.AuthMethod
-	secret string // token to scrub from errors
+	url       string // as given, for go-git
+	shown     string // redacted, for messages
+	auth      transport.AuthMethod
+	secret    string // token to scrub from errors
+	ep        *transport.Endpoint
+	transport transport.Transport
+	caps      *capability.List // the remote's, from the ref advertisement
 }
 
 // displayURL returns the remote URL with any password removed.
@@ -59,6 +63,10 @@ func (r Remote) newSession(ctx context.Context) (*session, error) {
 		err = fmt.Errorf("unsupported protocol %q", ep.Protocol)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", s.shown, err)
+	}
+	s.ep = ep
+	if s.transport, err = client.NewClient(ep); err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", s.shown, err)
 	}
 	return s, nil
@@ -152,20 +160,24 @@ func (s *session) remoteFor(st storage.Storer) *git.Remote {
 // listHeads asks the remote for its refs (one ref advertisement) and
 // returns the tracked branches that exist there. The first branch must exist.
 func (s *session) listHeads(ctx context.Context, branches []string) (map[string]plumbing.Hash, error) {
-	refs, err := s.remoteFor(memory.NewStorage()).ListContext(ctx, &git.ListOptions{Auth: s.auth})
+	ups, err := s.uploadPack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer ups.Close()
+	ar, err := ups.AdvertisedReferencesContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", s.shown, classify(ctx, err, s.secret))
 	}
-	byName := make(map[plumbing.ReferenceName]plumbing.Hash, len(refs))
-	for _, ref := range refs {
-		if ref.Type() == plumbing.HashReference {
-			byName[ref.Name()] = ref.Hash()
-		}
+	s.caps = ar.Capabilities
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", s.shown, err)
 	}
 	heads := make(map[string]plumbing.Hash, len(branches))
 	for _, b := range branches {
-		if h, ok := byName[plumbing.NewBranchReferenceName(b)]; ok {
-			heads[b] = h
+		if ref, ok := refs[plumbing.NewBranchReferenceName(b)]; ok && ref.Type() == plumbing.HashReference {
+			heads[b] = ref.Hash()
 		}
 	}
 	if _, ok := heads[branches[0]]; !ok {

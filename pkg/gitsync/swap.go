@@ -14,3 +14,13 @@ func swapByRename(src, dst string) error {
 	}
 	return os.Rename(old, src)
 }
+
+// syncDir flushes a directory's entries (renames into it) to stable storage.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

@@ -23,12 +23,3 @@ func swapDir(src, dst string) error {
 	}
 	return syncDir(dst + "/..")
 }
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}

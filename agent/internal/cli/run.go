@@ -15,6 +15,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
+	"github.com/avalanche-fleet/avalanche/pkg/release"
 )
 
 func runDaemon(ctx context.Context, m *Main, args []string) error {
@@ -98,13 +99,20 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 
 // NewRepo returns the git side of the daemon for c.
 func NewRepo(c *config.Config) *gitsync.Repo {
-	return &gitsync.Repo{
+	r := &gitsync.Repo{
 		Dir: c.RepoDir(),
 		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile,
 			SSHKeyFile: c.Repository.SSHKeyFile, KnownHostsFile: c.Repository.KnownHostsFile},
 		Branches: c.TrackedBranches(),
 		Timeout:  c.Repository.FetchTimeout.D(),
+		Limits: gitsync.Limits{MaxObjectSize: c.Repository.MaxObjectSize, MaxFetchSize: c.Repository.MaxFetchSize,
+			MaxObjects: c.Repository.MaxFetchObjects},
 	}
+	if c.CommitsOnly() {
+		r.Contents = gitsync.CommitsOnly
+		r.WholeBranches = []string{release.Branch}
+	}
+	return r
 }
 
 func runFleet(ctx context.Context, m *Main, args []string) error {

@@ -68,6 +68,14 @@ func (c *Config) TrackedBranches() []string {
 	return branches
 }
 
+// CommitsOnly reports whether the host never reads a commit's tree: a
+// builder-mode host that waits for releases (builderFallback "wait") and is
+// not the builder. Its copy of the repository keeps commits and the release
+// branch only; every other host evaluates, and Nix reads the whole copy.
+func (c *Config) CommitsOnly() bool {
+	return c.Deploy.FromBuilder() && c.Deploy.BuilderFallback == FallbackWait && !c.Builder.Enable
+}
+
 // ReleaseSignersFile is the allowed_signers file release signatures are
 // checked against: verify.builderSignersFile, else verify.allowedSignersFile.
 func (v Verify) ReleaseSignersFile() string {

@@ -62,6 +62,12 @@ type Repository struct {
 	// AllowInsecureHTTP lets tokenFile go with an http:// URL whose host is
 	// loopback (a forge on the same machine, tests); never anything else.
 	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
+	// MaxObjectSize, MaxFetchSize (bytes) and MaxFetchObjects bound what
+	// one fetch of a branch takes in (gitsync.Limits): a pack over them is
+	// refused before anything is inflated, as a fault of the pushed commit.
+	MaxObjectSize   int64 `json:"maxObjectSize,omitempty"`
+	MaxFetchSize    int64 `json:"maxFetchSize,omitempty"`
+	MaxFetchObjects int64 `json:"maxFetchObjects,omitempty"`
 }
 
 // API configures who may use the local API socket.

@@ -23,6 +23,9 @@ func (c *Config) setDefaults() {
 	def(&c.Repository.Branch, "main")
 	def(&c.Repository.TestingBranch, "testing/"+c.Hostname)
 	defD(&c.Repository.FetchTimeout, 2*time.Minute)
+	defN(&c.Repository.MaxObjectSize, 16<<20)
+	defN(&c.Repository.MaxFetchSize, 1<<30)
+	defN(&c.Repository.MaxFetchObjects, 1_000_000)
 	defD(&c.PollInterval, 60*time.Second)
 	def(&c.StateDir, "/var/lib/avalanche-agent")
 	def(&c.RuntimeDir, "/run/avalanche-agent")
@@ -55,6 +58,12 @@ func (c *Config) setDefaults() {
 func def(s *string, v string) {
 	if *s == "" {
 		*s = v
+	}
+}
+
+func defN(n *int64, v int64) {
+	if *n == 0 {
+		*n = v
 	}
 }
 
@@ -202,6 +211,14 @@ func (r Repository) validate() []error {
 		}
 	}
 	errs = append(errs, atLeastSecond("repository.fetchTimeout", r.FetchTimeout))
+	for _, l := range []struct {
+		name string
+		n    int64
+	}{{"maxObjectSize", r.MaxObjectSize}, {"maxFetchSize", r.MaxFetchSize}, {"maxFetchObjects", r.MaxFetchObjects}} {
+		if l.n < 0 {
+			errs = append(errs, fmt.Errorf("repository.%s: %d is negative (want a positive number, or leave it out for the default)", l.name, l.n))
+		}
+	}
 	errs = append(errs, absPaths(map[string]string{"repository.tokenFile": r.TokenFile,
 		"repository.sshKeyFile": r.SSHKeyFile, "repository.knownHostsFile": r.KnownHostsFile})...)
 	return errs

@@ -17,7 +17,6 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
-	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
@@ -55,6 +54,8 @@ func newHost(t *testing.T, mutate func(c map[string]any)) *host {
 	h := &host{t: t, dir: dir, up: nixtest.NewRepo(t, "main"), actLog: filepath.Join(dir, "activations.log"),
 		current: filepath.Join(dir, "current-system"), mutateFn: mutate}
 	h.opts = nixtest.FlakeOptions{Name: hostName, ActivationLog: h.actLog, CurrentSystemLink: h.current, Marker: "v1"}
+	// Like Forgejo, the server applies partial-clone filters.
+	nixtest.Git(t, dir, "-C", h.up.Bare, "config", "uploadpack.allowFilter", "true")
 	h.server = gittest.StartHTTPServer(t, h.up.Bare, "s3cret-token")
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
@@ -154,8 +155,10 @@ func (h *host) stop() {
 
 func newDaemon(t testing.TB, c *config.Config) *daemon.Daemon {
 	nix := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs, Env: []string{"XDG_CACHE_HOME=" + filepath.Join(c.StateDir, "..", "cache")}}
-	repo := &gitsync.Repo{Dir: c.RepoDir(), Branches: c.TrackedBranches(),
-		Remote: gitsync.Remote{URL: c.Repository.URL, TokenFile: c.Repository.TokenFile}, Timeout: 30 * time.Second}
+	// As the agent builds it: limits, and a commits-only copy for a
+	// builder-mode host that waits for releases.
+	repo := cli.NewRepo(c)
+	repo.Timeout = 30 * time.Second
 	d := &daemon.Daemon{
 		Config:  c,
 		Log:     zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger(),

@@ -39,8 +39,14 @@ type target struct {
 // deployed, then deploy the chosen target when there is something to do.
 func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	heads, err := d.fetch(ctx)
+	var tooLarge *gitsync.TooLargeError
+	if errors.As(err, &tooLarge) {
+		// The pushed commit brings more than the limits allow: its fault,
+		// found before anything was inflated.
+		return d.fail(ctx, "fetch", tooLarge.Commit, fault.New(fault.Commit, err))
+	}
 	if err != nil {
-		// Every fetch failure is retried: a network outage ends, and a
+		// Every other fetch failure is retried: a network outage ends, and a
 		// rotated token or deploy key gets fixed without a restart.
 		return d.fail(ctx, "fetch", "", fault.New(fault.Transient, err))
 	}
@@ -112,6 +118,12 @@ func (d *Daemon) fetch(ctx context.Context) (map[string]string, error) {
 	if res.Changed || res.Recloned {
 		d.Log.Info().Str("commit", main).Str("phase", "fetch").Bool("recloned", res.Recloned).
 			Dur("durationMs", d.now().Sub(start)).Msg("fetched new commits")
+		for _, r := range res.Refused {
+			d.Log.Warn().Str("commit", r.Commit).Str("branch", r.Branch).Str("phase", "fetch").Msg(r.Error())
+		}
+		if res.Unfiltered {
+			d.Log.Info().Str("phase", "fetch").Msg("the remote does not support partial-clone filters; fetched whole history (commits, trees and files)")
+		}
 	}
 	return res.Heads, nil
 }
