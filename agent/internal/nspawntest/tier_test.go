@@ -39,4 +39,3 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 }
-
