@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -22,7 +23,7 @@ import (
 // the step's intent record must carry before its side effect starts.
 type step struct {
 	name   string
-	intent func(f *journal.Flight)
+	intent func(ctx context.Context, f *journal.Flight)
 	run    func(ctx context.Context, f *journal.Flight) error
 }
 
@@ -77,7 +78,7 @@ func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult
 func (d *Daemon) run(ctx context.Context, f *journal.Flight, steps []step) passResult {
 	for _, s := range steps {
 		if s.intent != nil {
-			s.intent(f)
+			s.intent(ctx, f)
 		}
 		if err := d.record(f, s.name, journal.Intent); err != nil {
 			return d.abort(ctx, f, s.name, err)
@@ -302,10 +303,13 @@ func (d *Daemon) setProfile(ctx context.Context, f *journal.Flight) error {
 	return nil
 }
 
-// switchIntent names the switch unit and its deadline before it starts.
-func (d *Daemon) switchIntent(f *journal.Flight) {
+// switchIntent names the switch unit and its deadline before it starts,
+// and notes the units already failed (confirm holds only new failures
+// against the commit).
+func (d *Daemon) switchIntent(ctx context.Context, f *journal.Flight) {
 	f.Unit = fmt.Sprintf("avalanche-switch-%d", f.ID)
 	f.SwitchBy = d.Clock.After(d.Config.Deploy.SwitchTimeout.D())
+	f.FailedBefore = d.failedUnits(ctx)
 }
 
 // switchTo runs switch-to-configuration. It is not cancelled by a stop: a
@@ -318,6 +322,7 @@ func (d *Daemon) switchTo(ctx context.Context, f *journal.Flight) error {
 	defer release()
 	a := d.activation(f.Action, f.Unit)
 	a.ProfileSet = true
+	os.Remove(d.resultFile(f.Unit)) // a unit of this name from before a reset
 	start := d.now()
 	if err := d.Nix.Activate(context.WithoutCancel(ctx), f.StorePath, a); err != nil {
 		if rem, _ := d.Clock.Remaining(f.SwitchBy); rem <= 0 {
@@ -337,6 +342,7 @@ func (d *Daemon) activation(action, unit string) rebuild.Activation {
 		SystemdRun: d.Config.Deploy.SystemdRunEnabled(),
 		Unit:       unit,
 		Timeout:    d.Config.Deploy.SwitchTimeout.D(),
+		StopPost:   d.stopPost(unit),
 	}
 }
 

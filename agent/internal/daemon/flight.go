@@ -107,6 +107,7 @@ func (d *Daemon) settle(f *journal.Flight) state.Deployment {
 	d.flight = nil
 	d.mu.Unlock()
 	if err := d.save(); err == nil {
+		d.dropSwitchResults(f)
 		if err := d.jrnl.Reset(); err != nil {
 			d.Log.Error().Err(err).Msg("emptying the deployment journal")
 		}

@@ -39,6 +39,8 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	event := journal.Done
 	if err != nil {
 		f.RollbackError, event = err.Error(), journal.Failed
+	} else {
+		d.remoteJudged(ctx, f, cause)
 	}
 	if err := d.record(f, journal.StepRollback, event); err != nil {
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")

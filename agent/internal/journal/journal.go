@@ -89,6 +89,9 @@ type Flight struct {
 	// RollbackUnit the one that switches back.
 	Unit         string `json:"unit,omitempty"`
 	RollbackUnit string `json:"rollbackUnit,omitempty"`
+	// FailedBefore are the units that had failed before the switch: host
+	// trouble, never held against the commit.
+	FailedBefore []string `json:"failedBefore,omitempty"`
 	// SwitchBy and ConfirmBy are deadlines on the boot clock.
 	SwitchBy  boot.Instant `json:"switchBy,omitzero"`
 	ConfirmBy boot.Instant `json:"confirmBy,omitzero"`
