@@ -99,7 +99,10 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if d := s.Deployed; d != nil {
 		fmt.Fprintf(tw, "  deployed\t%s on %s, %s (%s)\n", shortC(d.Commit), d.Branch, resultWords(d), ago(now, d.Time))
-		if d.StorePath != "" {
+		switch {
+		case d.StorePath != "" && d.Action == "test":
+			fmt.Fprintf(tw, "  system\t%s (test: not in the system profile, gone after a reboot)\n", d.StorePath)
+		case d.StorePath != "":
 			fmt.Fprintf(tw, "  system\t%s, generation %d\n", d.StorePath, d.Generation)
 		}
 		writeSource(tw, d, now)

@@ -1,11 +1,13 @@
 package daemon_test
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
 
 // A forge outage across a whole confirm window is not the commit's fault:
@@ -45,4 +47,29 @@ func TestRemoteDownAcrossConfirmIsNoVerdict(t *testing.T) {
 	if st := h.status(); st.Deployed == nil || st.Deployed.Commit != c2 {
 		t.Fatalf("deployed = %+v; want %s without --force", st.Deployed, c2[:8])
 	}
+}
+
+// Right after a start, until the running system's secrets are back on the
+// (emptied) RAM file system, status says so instead of idle.
+func TestStatusSaysStartingUntilSecretsAreBack(t *testing.T) {
+	h := newHost(t, nil)
+	h.commit("v1", nil)
+	h.start()
+	h.stop()
+	p := newPauser()
+	p.armed.Store(true)
+	h.setup = func(d *daemon.Daemon) { d.Secrets = &pausingSecrets{pauser: p} }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := newDaemon(t, h.cfg)
+	h.setup(d)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	p.wait(t)
+	st := h.status()
+	if st.State != status.Starting {
+		t.Errorf("status while the secrets are reinstalled: state %q; want %q", st.State, status.Starting)
+	}
+	cancel()
+	<-done
 }

@@ -69,6 +69,11 @@ func NewHost(t testing.TB, opts HostOptions) *Host {
 // /run/current-system, reading the marker files) to main and returns the commit.
 func (h *Host) Commit(t testing.TB, opts nixtest.FlakeOptions, msg string) string {
 	t.Helper()
+	return h.Repo.WriteFlake(t, h.flake(opts), msg)
+}
+
+// flake fills in what every test system of a Host has.
+func (h *Host) flake(opts nixtest.FlakeOptions) nixtest.FlakeOptions {
 	if opts.Name == "" {
 		opts.Name = "machine"
 	}
@@ -79,7 +84,7 @@ func (h *Host) Commit(t testing.TB, opts nixtest.FlakeOptions, msg string) strin
 	if opts.SwitchSlowMarker == "" && opts.SwitchSleep > 0 {
 		opts.SwitchSlowMarker = SlowMarker
 	}
-	return h.Repo.WriteFlake(t, opts, msg)
+	return opts
 }
 
 // Agent runs avalanche-agent args in the container.

@@ -16,17 +16,17 @@ import (
 // each leaves the host deployed and idle.
 func TestSystemd(t *testing.T) {
 	h := NewHost(t, HostOptions{Name: "avalanche-test", First: nixtest.FlakeOptions{Marker: "first"},
-		Module: `deploy.confirmTimeout = "8s";`})
+		Module: `deploy.confirmTimeout = "8s"; deploy.switchTimeout = "8s";`})
 	first := nixtest.Git(t, h.Repo.Work, "rev-parse", "HEAD")
 	h.Deployed(t, first, 2*time.Minute)
 
 	t.Run("ready and status", func(t *testing.T) {
 		p := h.Show(t, "avalanche-agent", "Type", "ActiveState", "SubState", "StatusText", "WatchdogUSec", "NRestarts")
-		if p["Type"] != "notify" || p["ActiveState"] != "active" || p["SubState"] != "running" {
-			t.Errorf("systemctl show avalanche-agent = %v; want a notify unit, active (running)", p)
+		if p["Type"] != "notify" || p["ActiveState"] != "active" || p["SubState"] != "running" || p["WatchdogUSec"] != "1min" {
+			t.Errorf("systemctl show avalanche-agent = %v; want a notify unit with the module's watchdog, active (running)", p)
 		}
-		if !strings.Contains(p["StatusText"], first[:8]) {
-			t.Errorf("StatusText = %q; want the deployed commit %s", p["StatusText"], first[:8])
+		if want := "idle: deployed " + first[:12] + " from main at "; !strings.HasPrefix(p["StatusText"], want) || !strings.Contains(p["StatusText"], "next poll at") {
+			t.Errorf("StatusText = %q; want %q…, next poll at …", p["StatusText"], want)
 		}
 	})
 
@@ -63,6 +63,97 @@ func TestSystemd(t *testing.T) {
 		st := h.WaitFor(t, "the commit refused", time.Minute, func(st status.Status) bool { return refused(st, c) && st.Flight == nil })
 		if st.Deployed.Commit != before.Commit || !strings.Contains(st.LastError, "broken-by-switch") {
 			t.Errorf("deployed %s, last error %q; want %s back and the broken unit named", st.Deployed.Commit[:8], st.LastError, before.Commit[:8])
+		}
+	})
+
+	t.Run("stop during a build", func(t *testing.T) {
+		c := h.Commit(t, nixtest.FlakeOptions{Marker: "slow build", BuildSleep: 20 * time.Second}, "a slow build")
+		h.MustRun(t, PackageDir+"/bin/avalanche-agent", "sync")
+		h.WaitFor(t, "the build", time.Minute, func(st status.Status) bool {
+			return st.Flight != nil && st.Flight.Step == journal.StepBuild
+		})
+		start := time.Now()
+		h.MustRun(t, "systemctl", "stop", "avalanche-agent")
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("systemctl stop during a build took %s; want the build cancelled at once", took)
+		}
+		h.MustRun(t, "systemctl", "start", "avalanche-agent")
+		st := h.WaitFor(t, "the build resumed", time.Minute, func(st status.Status) bool { return st.Flight != nil })
+		if refused(st, c) {
+			t.Errorf("a stop during the build refused the commit")
+		}
+		h.Commit(t, nixtest.FlakeOptions{Marker: "after the slow build"}, "supersedes the slow build")
+		h.Agent(t, "sync", "--wait")
+	})
+
+	t.Run("stop during a slow switch says stopping and waits for it", func(t *testing.T) {
+		h.MustRun(t, "sh", "-c", "mkdir -p /etc/avalanche-test && touch "+SlowMarker)
+		defer h.MustRun(t, "rm", "-f", SlowMarker)
+		c := h.Commit(t, nixtest.FlakeOptions{Marker: "stopped while switching", SwitchSleep: 4 * time.Second}, "a slow switch")
+		h.MustRun(t, PackageDir+"/bin/avalanche-agent", "sync")
+		h.WaitFor(t, "the switch", time.Minute, func(st status.Status) bool {
+			return st.Flight != nil && st.Flight.Step == journal.StepSwitch
+		})
+		h.MustRun(t, "systemctl", "stop", "--no-block", "avalanche-agent")
+		deadline := time.Now().Add(3 * time.Second)
+		for text := ""; !strings.HasPrefix(text, "stopping"); text = h.Show(t, "avalanche-agent", "StatusText")["StatusText"] {
+			if time.Now().After(deadline) {
+				t.Fatalf("StatusText = %q after systemctl stop; want stopping…", text)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for active(h, "avalanche-agent") != "inactive" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		h.MustRun(t, "systemctl", "start", "avalanche-agent")
+		h.Deployed(t, c, time.Minute)
+	})
+
+	t.Run("the switch time limit", func(t *testing.T) {
+		h.MustRun(t, "sh", "-c", "mkdir -p /etc/avalanche-test && touch "+SlowMarker)
+		defer h.MustRun(t, "rm", "-f", SlowMarker)
+		c := h.Commit(t, nixtest.FlakeOptions{Marker: "too slow", SwitchSleep: 30 * time.Second}, "a switch that never ends")
+		h.Agent(t, "sync", "--wait")
+		st := h.WaitFor(t, "the commit refused", time.Minute, func(st status.Status) bool { return refused(st, c) && st.Flight == nil })
+		if !strings.Contains(st.LastError, "switchTimeout") {
+			t.Errorf("last error %q; want the switch time limit named", st.LastError)
+		}
+	})
+
+	t.Run("status as root, as a group member, as anyone else", func(t *testing.T) {
+		h.MustRun(t, "sh", "-c", "id alice || useradd -G avalanche alice; id bob || useradd bob")
+		for _, tc := range []struct {
+			user string
+			ok   bool
+		}{{"root", true}, {"alice", true}, {"bob", false}} {
+			out, err := h.Run(t, "runuser", "-u", tc.user, "--", PackageDir+"/bin/avalanche-agent", "status")
+			if (err == nil) != tc.ok || (tc.ok && !strings.Contains(out, "deployed")) {
+				t.Errorf("status as %s: %v\n%s; want ok=%v", tc.user, err, out, tc.ok)
+			}
+		}
+	})
+
+	t.Run("a reboot ends a test deployment", func(t *testing.T) {
+		base := h.Status(t).Deployed
+		nixtest.WriteFlake(h.Repo.Work, h.flake(nixtest.FlakeOptions{Marker: "testing"}))
+		nixtest.Git(t, h.Repo.Work, "commit", "-qam", "on the testing branch")
+		nixtest.Git(t, h.Repo.Work, "push", "-q", h.Repo.Bare, "HEAD:refs/heads/testing/machine")
+		test := nixtest.Git(t, h.Repo.Work, "rev-parse", "HEAD")
+		h.Agent(t, "sync", "--wait")
+		st := h.Deployed(t, test, time.Minute)
+		if st.Deployed.Action != "test" {
+			t.Fatalf("deployed %+v; want action test", st.Deployed)
+		}
+		if out, _ := h.Agent(t, "status"); strings.Contains(out, "generation 0") {
+			t.Errorf("status of a test deployment says generation 0:\n%s", out)
+		}
+		nixtest.Git(t, h.Repo.Work, "push", "-q", h.Repo.Bare, ":refs/heads/testing/machine")
+		h.Reboot(t)
+		st = h.WaitFor(t, "the base system back", time.Minute, func(st status.Status) bool {
+			return st.Deployed != nil && st.Deployed.Commit == base.Commit && st.Flight == nil
+		})
+		if cur := strings.TrimSpace(h.MustRun(t, "readlink", "/run/current-system")); cur != base.StorePath {
+			t.Errorf("after the reboot /run/current-system = %s; want the base system %s", cur, base.StorePath)
 		}
 	})
 

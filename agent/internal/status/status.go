@@ -22,6 +22,11 @@ const (
 	Recovering  = "recovering"
 	Failed      = "failed"
 	Suspended   = "suspended"
+	// Starting: the agent is back but its start-up work (the running
+	// system's secrets, recovery) is not done yet; Stopping: told to stop,
+	// it finishes or leaves the step in flight.
+	Starting = "starting"
+	Stopping = "stopping"
 )
 
 // Status is a snapshot of one host's agent.
