@@ -43,6 +43,10 @@ type Activation struct {
 	// $EXIT_CODE and $EXIT_STATUS set): how a caller records the switch's
 	// result where it survives the caller, since the unit is collected.
 	StopPost []string
+	// LogFields, under SystemdRun, are extra journal fields ("NAME=value")
+	// on everything the switch unit logs (LogExtraFields=), so that what
+	// switch-to-configuration printed is found with the caller's entries.
+	LogFields []string
 }
 
 // Activate does what nixos-rebuild does after building: for switch and
@@ -147,6 +151,9 @@ func (a Activation) switchCommand(out string) command {
 	if a.Timeout > 0 {
 		secs := max(int64(math.Ceil(a.Timeout.Seconds())), 1) // 0 would mean no limit
 		argv = append(argv, "--property=RuntimeMaxSec="+strconv.FormatInt(secs, 10))
+	}
+	for _, f := range a.LogFields {
+		argv = append(argv, "--property=LogExtraFields="+f)
 	}
 	if len(a.StopPost) > 0 {
 		argv = append(argv, "--property=ExecStopPost="+unitArgv(a.StopPost))

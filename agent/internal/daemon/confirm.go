@@ -72,12 +72,14 @@ func (d *Daemon) confirm(ctx context.Context, f *journal.Flight) error {
 			Msg("units already failed before the switch: host trouble, not held against the commit")
 	}
 	rem, _ := d.Clock.Remaining(f.ConfirmBy)
+	start := d.now()
 	if err := d.waitHealthy(ctx, rem, f.FailedBefore); err != nil {
 		if ctx.Err() != nil {
 			return fault.New(fault.Shutdown, err)
 		}
 		return fault.New(fault.Commit, err)
 	}
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepConfirm).Dur("durationMs", d.now().Sub(start)).Msg("healthy")
 	return nil
 }
 

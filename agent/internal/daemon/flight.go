@@ -234,7 +234,7 @@ func (d *Daemon) outcome(f *journal.Flight, cause error) passResult {
 // post-deploy hook after successes and commit faults.
 func (d *Daemon) report(ctx context.Context, f *journal.Flight, dep state.Deployment, cause error) {
 	log := d.Log.With().Str("commit", f.Commit).Uint64("flight", f.ID).Str("result", f.Result).
-		Dur("durationMs", dep.Duration).Logger()
+		Dur("deploymentMs", dep.Duration).Logger()
 	class := fault.Class(f.Class)
 	switch f.Result {
 	case resultDeployed:

@@ -63,7 +63,7 @@ func (d *Daemon) undo(ctx context.Context, f *journal.Flight) error {
 		return errors.Join(secErr, errors.New("no previous system is known"))
 	}
 	release := d.Notify.Hold(d.Config.Deploy.SwitchTimeout.D())
-	err := d.Nix.Activate(ctx, f.PreviousSystem, d.activation(f.Action, f.RollbackUnit))
+	err := d.Nix.Activate(ctx, f.PreviousSystem, d.activation(f, f.RollbackUnit))
 	release()
 	d.restartUnits(ctx, sec.Restart, sec.Reload)
 	return errors.Join(secErr, err)

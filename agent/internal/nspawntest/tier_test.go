@@ -177,6 +177,8 @@ func TestSystemd(t *testing.T) {
 		h.killDuringSwitch(t)
 		h.Deployed(t, c, 90*time.Second)
 	})
+
+	t.Run("documented commands", func(t *testing.T) { testDocumentedCommands(t, h) })
 }
 
 // killDuringSwitch makes the next switch slow, triggers a pass, SIGKILLs
