@@ -80,7 +80,7 @@ func testDocumentedCommands(t *testing.T, h *Host) {
 	}
 	for cmd, check := range map[string]docCheck{
 		"systemctl show -p StatusText --value avalanche-agent": contains("idle: deployed " + c[:12]),
-		"systemctl status avalanche-agent":                     contains("Status: \"idle: deployed "+c[:12]),
+		"systemctl status avalanche-agent":                     contains("Status: \"idle: deployed " + c[:12]),
 		"journalctl -f AVALANCHE_COMMIT=<sha>":                 nil,
 	} {
 		if !strings.Contains(string(doc), "`"+cmd+"`") {
