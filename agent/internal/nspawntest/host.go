@@ -28,6 +28,9 @@ type HostOptions struct {
 	// Module is extra module options, a Nix attribute set merged with the
 	// repository URL (e.g. `deploy.confirmTimeout = "20s";`).
 	Module string
+	// NixOS is extra top-level module content, a Nix attribute set body
+	// that may use lib (e.g. an override of the unit a scenario states).
+	NixOS string
 	// Tags are the agent's build tags ("failpoint").
 	Tags string
 	// DropIn holds [Service] lines a scenario overrides, stated by it.
@@ -52,7 +55,8 @@ func NewHost(t testing.TB, opts HostOptions) *Host {
 	repo := nixtest.NewRepo(t, "main")
 	h := &Host{Repo: repo}
 	h.Commit(t, opts.First, "first system")
-	module := fmt.Sprintf(`{ services.avalanche-agent = { repository.url = %q; pollInterval = "1h"; %s }; }`, RepoPath, opts.Module)
+	module := fmt.Sprintf(`{ lib, ... }: { services.avalanche-agent = { repository.url = %q; pollInterval = "1h"; %s }; %s }`,
+		RepoPath, opts.Module, opts.NixOS)
 	start := time.Now()
 	h.Unit = EvalUnit(t, module)
 	bin := BuildAgent(t, opts.Tags)

@@ -15,6 +15,7 @@ import (
 // TestSystemd runs the scenarios that can share one booted host, in order:
 // each leaves the host deployed and idle.
 func TestSystemd(t *testing.T) {
+	t.Parallel()
 	h := NewHost(t, HostOptions{Name: "avalanche-test", First: nixtest.FlakeOptions{Marker: "first"},
 		Module: `deploy.confirmTimeout = "8s"; deploy.switchTimeout = "8s";`})
 	first := nixtest.Git(t, h.Repo.Work, "rev-parse", "HEAD")
