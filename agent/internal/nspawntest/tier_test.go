@@ -179,6 +179,26 @@ func TestSystemd(t *testing.T) {
 		h.Deployed(t, c, 90*time.Second)
 	})
 
+	t.Run("a deployment that ships a new agent binary", func(t *testing.T) {
+		restarts := h.Show(t, "avalanche-agent", "NRestarts")["NRestarts"]
+		c := h.Commit(t, nixtest.FlakeOptions{Marker: "new agent", Agent: "agent v2"}, "ships a new agent")
+		h.Agent(t, "sync", "--wait")
+		// The agent exits once the deployment is confirmed; Restart=always
+		// (RestartSec=10s) starts the unit's ExecStart again (on NixOS the
+		// new system's unit names the new package).
+		deadline := time.Now().Add(40 * time.Second)
+		for h.Show(t, "avalanche-agent", "NRestarts")["NRestarts"] == restarts || active(h, "avalanche-agent") != "active" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the agent did not restart into the new system's agent:\n%s", h.Journal(t, "-u", "avalanche-agent", "-n", "20"))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		h.Deployed(t, c, time.Minute)
+		if j := h.Journal(t, "-u", "avalanche-agent", "AVALANCHE_COMMIT="+c); strings.Contains(j, "rolled back") {
+			t.Errorf("the restart into the new agent rolled back:\n%s", j)
+		}
+	})
+
 	t.Run("documented commands", func(t *testing.T) { testDocumentedCommands(t, h) })
 }
 
