@@ -35,6 +35,8 @@ type HostOptions struct {
 	Tags string
 	// DropIn holds [Service] lines a scenario overrides, stated by it.
 	DropIn string
+	// Setup runs on the container's root before it boots (users, files).
+	Setup func(t testing.TB, root string)
 	// First is the first system committed before boot.
 	First nixtest.FlakeOptions
 }
@@ -63,6 +65,9 @@ func NewHost(t testing.TB, opts HostOptions) *Host {
 	t.Logf("module evaluated and agent built in %s", time.Since(start).Round(time.Millisecond))
 	h.Machine = NewMachine(t, lower, opts.Name, repo.Bare+":"+RepoPath)
 	Install(t, h.Machine, h.Unit, bin, opts.DropIn)
+	if opts.Setup != nil {
+		opts.Setup(t, h.Root)
+	}
 	start = time.Now()
 	h.Boot(t)
 	t.Logf("booted in %s", time.Since(start).Round(time.Millisecond))
