@@ -122,6 +122,9 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 		fmt.Fprintf(tw, "  DRIFT\truns %s since %s, not the deployed %s (%s)\n", dr.Running, ago(now, dr.Since), shortC(dr.Commit), dr.Expected)
 		fmt.Fprintf(tw, "  \t  likely cause: %s; %s\n", dr.Cause, dr.Repair)
 	}
+	if len(s.FailedUnits) > 0 {
+		fmt.Fprintf(tw, "  host trouble\tunits already failed at the last switch (held against no commit): %s\n", strings.Join(s.FailedUnits, ", "))
+	}
 	if in := s.Interrupted; in != nil {
 		fmt.Fprintf(tw, "  interrupted\t%s at %s (%s): %s\n", shortC(in.Commit), in.Step, ago(now, in.Time), in.Resolution)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ func (d *Daemon) confirmIntent(_ context.Context, f *journal.Flight) {
 func (d *Daemon) confirm(ctx context.Context, f *journal.Flight) error {
 	d.setPhase(status.Confirming, short(f.Commit))
 	d.restartUnits(ctx, f.RestartUnits, f.ReloadUnits)
+	d.mu.Lock()
+	d.failedBefore = slices.Clone(f.FailedBefore)
+	d.mu.Unlock()
 	if len(f.FailedBefore) > 0 {
 		d.Log.Warn().Str("commit", f.Commit).Str("phase", journal.StepConfirm).Strs("units", f.FailedBefore).
 			Msg("units already failed before the switch: host trouble, not held against the commit")

@@ -80,21 +80,23 @@ type Daemon struct {
 	jrnl     *journal.Journal
 	lock     *state.Lock
 	phase    string
-	stopping bool          // told to stop: STATUS says so whatever the step
-	nextPoll time.Time     // when the next pass is due, for status
-	delay    time.Duration // how long the loop waits for it
-	failures int           // retried failures in a row, for the backoff
-	passes   uint64        // passes finished
-	fetched  status.Fetched
-	lastErr  string
-	force    bool
-	waiters  []chan status.SyncResult
-	trigger  chan struct{}
-	poke     chan struct{} // wakes the newer-commit watcher during a build
-	reload   chan struct{}
-	extra    func(*status.Status)
-	passLock sync.Mutex // serialises recovery, passes and manual rollbacks
-	restart  bool
+	stopping bool // told to stop: STATUS says so whatever the step
+	// failedBefore are the units already failed when the last switch began.
+	failedBefore []string
+	nextPoll     time.Time     // when the next pass is due, for status
+	delay        time.Duration // how long the loop waits for it
+	failures     int           // retried failures in a row, for the backoff
+	passes       uint64        // passes finished
+	fetched      status.Fetched
+	lastErr      string
+	force        bool
+	waiters      []chan status.SyncResult
+	trigger      chan struct{}
+	poke         chan struct{} // wakes the newer-commit watcher during a build
+	reload       chan struct{}
+	extra        func(*status.Status)
+	passLock     sync.Mutex // serialises recovery, passes and manual rollbacks
+	restart      bool
 	// recovered is set once the start-up recovery ran.
 	recovered bool
 	// nextConfig is a reloaded config waiting for the next pass.

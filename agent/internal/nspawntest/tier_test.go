@@ -2,6 +2,7 @@ package nspawntest
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +53,13 @@ func TestSystemd(t *testing.T) {
 		}
 		c := h.Commit(t, nixtest.FlakeOptions{Marker: "on a degraded host"}, "deployed on a degraded host")
 		h.Agent(t, "sync", "--wait")
-		h.Deployed(t, c, time.Minute)
+		st := h.Deployed(t, c, time.Minute)
+		if !slices.Contains(st.FailedUnits, "host-trouble.service") {
+			t.Errorf("status failedUnits = %q; want host-trouble.service shown as host trouble", st.FailedUnits)
+		}
+		if out, _ := h.Agent(t, "status"); !strings.Contains(out, "host trouble") {
+			t.Errorf("status does not show the host trouble:\n%s", out)
+		}
 	})
 
 	t.Run("a unit the switch breaks refuses the commit", func(t *testing.T) {
