@@ -38,6 +38,15 @@ type Activation struct {
 	// ProfileSet says the caller already pointed the profile at the system
 	// (SetProfile, as its own step): only switch-to-configuration runs.
 	ProfileSet bool
+	// StopPost, under SystemdRun, is a command systemd runs when the switch
+	// unit ends, however it ends (ExecStopPost=, with $SERVICE_RESULT,
+	// $EXIT_CODE and $EXIT_STATUS set): how a caller records the switch's
+	// result where it survives the caller, since the unit is collected.
+	StopPost []string
+	// LogFields, under SystemdRun, are extra journal fields ("NAME=value")
+	// on everything the switch unit logs (LogExtraFields=), so that what
+	// switch-to-configuration printed is found with the caller's entries.
+	LogFields []string
 }
 
 // Activate does what nixos-rebuild does after building: for switch and
@@ -143,12 +152,27 @@ func (a Activation) switchCommand(out string) command {
 		secs := max(int64(math.Ceil(a.Timeout.Seconds())), 1) // 0 would mean no limit
 		argv = append(argv, "--property=RuntimeMaxSec="+strconv.FormatInt(secs, 10))
 	}
+	for _, f := range a.LogFields {
+		argv = append(argv, "--property=LogExtraFields="+f)
+	}
+	if len(a.StopPost) > 0 {
+		argv = append(argv, "--property=ExecStopPost="+unitArgv(a.StopPost))
+	}
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, "PATH=") { // the unit gets the manager's PATH
 			argv = append(argv, "--setenv="+kv)
 		}
 	}
 	return command{argv: append(argv, script, a.Action)}
+}
+
+// unitArgv quotes argv for a unit file's command line.
+func unitArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
 }
 
 // switchEnv is the environment nixos-rebuild gives switch-to-configuration.

@@ -12,6 +12,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/avalanche-fleet/avalanche/agent/internal/daemon"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -43,19 +46,20 @@ type command struct {
 
 func commands() map[string]command {
 	cmds := map[string]command{
-		"run":          {"run the daemon", runDaemon},
-		"status":       {"show what this host runs and what the agent is doing", runStatus},
-		"sync":         {"poll the repository now (--wait for the result)", runSync},
-		"history":      {"show recent deployments", runHistory},
-		"suspend":      {"stop deploying (fetching goes on)", runSimple("suspend")},
-		"resume":       {"deploy again after suspend", runSimple("resume")},
-		"rollback":     {"return to the previous deployment and refuse the current commit", runSimple("rollback")},
-		"check-config": {"validate a config file, listing every problem", runCheckConfig},
-		"version":      {"print the version", runVersion},
-		"secrets":      {"secrets recipient | check | handover: this host's SOPS side", runSecrets},
-		"cloud":        {"operate the Hetzner exit-node VPS", runCloud},
-		"fleet":        {"show every host of the fleet at a glance", runFleet},
-		"demo":         {"deploy a pushed commit in a throw-away sandbox", runDemo},
+		"run":           {"run the daemon", runDaemon},
+		"status":        {"show what this host runs and what the agent is doing", runStatus},
+		"sync":          {"poll the repository now (--wait for the result)", runSync},
+		"history":       {"show recent deployments", runHistory},
+		"suspend":       {"stop deploying (fetching goes on)", runSimple("suspend")},
+		"resume":        {"deploy again after suspend", runSimple("resume")},
+		"rollback":      {"return to the previous deployment and refuse the current commit", runSimple("rollback")},
+		"check-config":  {"validate a config file, listing every problem", runCheckConfig},
+		"version":       {"print the version", runVersion},
+		"switch-result": {"(run by systemd) record how a switch unit ended", runSwitchResult},
+		"secrets":       {"secrets recipient | check | handover: this host's SOPS side", runSecrets},
+		"cloud":         {"operate the Hetzner exit-node VPS", runCloud},
+		"fleet":         {"show every host of the fleet at a glance", runFleet},
+		"demo":          {"deploy a pushed commit in a throw-away sandbox", runDemo},
 	}
 	for name, summary := range hostCommandUsage {
 		cmds[name] = command{summary, runHostCommand(name)}
@@ -121,4 +125,14 @@ func parse(fs *flag.FlagSet, args []string) error {
 func runVersion(ctx context.Context, m *Main, args []string) error {
 	fmt.Fprintf(m.Stdout, "avalanche-agent %s\n", Version)
 	return nil
+}
+
+// runSwitchResult is the switch unit's ExecStopPost=: it records the
+// result systemd hands it, durably, for an agent that may be down.
+func runSwitchResult(ctx context.Context, m *Main, args []string) error {
+	if len(args) != 1 {
+		fmt.Fprintln(m.Stderr, "usage: avalanche-agent switch-result FILE (run by systemd as ExecStopPost=)")
+		return ErrUsage
+	}
+	return daemon.WriteSwitchResult(args[0], rebuild.UnitResultFromEnv())
 }

@@ -99,7 +99,10 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if d := s.Deployed; d != nil {
 		fmt.Fprintf(tw, "  deployed\t%s on %s, %s (%s)\n", shortC(d.Commit), d.Branch, resultWords(d), ago(now, d.Time))
-		if d.StorePath != "" {
+		switch {
+		case d.StorePath != "" && d.Action == "test":
+			fmt.Fprintf(tw, "  system\t%s (test: not in the system profile, gone after a reboot)\n", d.StorePath)
+		case d.StorePath != "":
 			fmt.Fprintf(tw, "  system\t%s, generation %d\n", d.StorePath, d.Generation)
 		}
 		writeSource(tw, d, now)
@@ -118,6 +121,9 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	if dr := s.Drift; dr != nil {
 		fmt.Fprintf(tw, "  DRIFT\truns %s since %s, not the deployed %s (%s)\n", dr.Running, ago(now, dr.Since), shortC(dr.Commit), dr.Expected)
 		fmt.Fprintf(tw, "  \t  likely cause: %s; %s\n", dr.Cause, dr.Repair)
+	}
+	if len(s.FailedUnits) > 0 {
+		fmt.Fprintf(tw, "  host trouble\tunits already failed at the last switch (held against no commit): %s\n", strings.Join(s.FailedUnits, ", "))
 	}
 	if in := s.Interrupted; in != nil {
 		fmt.Fprintf(tw, "  interrupted\t%s at %s (%s): %s\n", shortC(in.Commit), in.Step, ago(now, in.Time), in.Resolution)

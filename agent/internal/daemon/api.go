@@ -33,6 +33,7 @@ func (d *Daemon) Status() status.Status {
 		NextPoll:      d.nextPoll,
 		Passes:        d.passes,
 		Refused:       slices.Clone(d.st.Bad),
+		FailedUnits:   slices.Clone(d.failedBefore),
 	}
 	// Copies: the pass changes these records while the snapshot is being
 	// encoded outside the lock.

@@ -3,9 +3,11 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +50,7 @@ const healthRetry = 2 * time.Second
 // confirmIntent sets the confirm deadline on the boot clock. A flight
 // resumed in the same boot keeps what was left of its deadline (at least a
 // few health rounds after a slow start); in a new boot it gets a full one.
-func (d *Daemon) confirmIntent(f *journal.Flight) {
+func (d *Daemon) confirmIntent(_ context.Context, f *journal.Flight) {
 	rem, ok := d.Clock.Remaining(f.ConfirmBy)
 	switch {
 	case !ok:
@@ -58,27 +60,40 @@ func (d *Daemon) confirmIntent(f *journal.Flight) {
 	}
 }
 
-// confirm waits until the host proves healthy by the deadline.
+// confirm waits until the host proves healthy by the deadline. A commit
+// is judged only by what its switch broke: units that were fine before it
+// and failed after, the configured checks, the git remote. A unit already
+// failed before the switch is the host's trouble, never the commit's; a
+// remote that does not answer is judged again after the rollback.
 func (d *Daemon) confirm(ctx context.Context, f *journal.Flight) error {
 	d.setPhase(status.Confirming, short(f.Commit))
 	d.restartUnits(ctx, f.RestartUnits, f.ReloadUnits)
+	d.mu.Lock()
+	d.failedBefore = slices.Clone(f.FailedBefore)
+	d.mu.Unlock()
+	if len(f.FailedBefore) > 0 {
+		d.Log.Warn().Str("commit", f.Commit).Str("phase", journal.StepConfirm).Strs("units", f.FailedBefore).
+			Msg("units already failed before the switch: host trouble, not held against the commit")
+	}
 	rem, _ := d.Clock.Remaining(f.ConfirmBy)
-	if err := d.waitHealthy(ctx, rem); err != nil {
+	start := d.now()
+	if err := d.waitHealthy(ctx, rem, f.FailedBefore); err != nil {
 		if ctx.Err() != nil {
 			return fault.New(fault.Shutdown, err)
 		}
 		return fault.New(fault.Commit, err)
 	}
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepConfirm).Dur("durationMs", d.now().Sub(start)).Msg("healthy")
 	return nil
 }
 
 // waitHealthy runs the health checks until they all pass or d runs out.
-func (d *Daemon) waitHealthy(ctx context.Context, timeout time.Duration) error {
+func (d *Daemon) waitHealthy(ctx context.Context, timeout time.Duration, failedBefore []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		d.Notify.Beat()
-		err := d.healthy(ctx)
+		err := d.healthy(ctx, failedBefore)
 		if err == nil {
 			return nil
 		}
@@ -90,13 +105,18 @@ func (d *Daemon) waitHealthy(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// healthy checks that the git remote is reachable and every configured
-// health check exits 0.
-func (d *Daemon) healthy(ctx context.Context) error {
-	if r, ok := d.Git.(interface{ Reachable(context.Context) error }); ok {
-		if err := r.Reachable(ctx); err != nil {
-			return fmt.Errorf("git remote unreachable: %w", err)
-		}
+// errRemoteDown marks a confirmation that failed because the git remote
+// did not answer: the rollback asks again (remoteAnswers) before a verdict.
+var errRemoteDown = errors.New("git remote unreachable")
+
+// healthy checks that no unit failed since the switch, the git remote is
+// reachable and every configured health check exits 0.
+func (d *Daemon) healthy(ctx context.Context, failedBefore []string) error {
+	if broken := newlyFailed(d.failedUnits(ctx), failedBefore); len(broken) > 0 {
+		return fmt.Errorf("units failed after the switch: %s", strings.Join(broken, ", "))
+	}
+	if err := d.remoteReachable(ctx); err != nil {
+		return err
 	}
 	for _, c := range d.Config.Deploy.HealthChecks {
 		if err := runShell(ctx, c, nil); err != nil {
@@ -104,6 +124,40 @@ func (d *Daemon) healthy(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (d *Daemon) remoteReachable(ctx context.Context) error {
+	if r, ok := d.Git.(interface{ Reachable(context.Context) error }); ok {
+		if err := r.Reachable(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errRemoteDown, err)
+		}
+	}
+	return nil
+}
+
+// remoteJudged re-classifies a rollback whose cause was a remote that did
+// not answer the new system: when it does not answer the previous system
+// either (asked for a few health rounds), the commit is not at fault: no
+// verdict, the commit is tried again after a backoff.
+func (d *Daemon) remoteJudged(ctx context.Context, f *journal.Flight, cause error) {
+	if !errors.Is(cause, errRemoteDown) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*healthRetry)
+	defer cancel()
+	for {
+		d.Notify.Beat()
+		if d.remoteReachable(ctx) == nil {
+			return // it answers the previous system: the commit broke it
+		}
+		select {
+		case <-ctx.Done():
+			f.Class = string(fault.Transient)
+			f.Cause += "; the remote does not answer the previous system either: no verdict, tried again later"
+			return
+		case <-time.After(healthRetry):
+		}
+	}
 }
 
 // restartUnits restarts and reloads units whose secrets changed.

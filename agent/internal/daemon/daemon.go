@@ -13,6 +13,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -79,20 +80,23 @@ type Daemon struct {
 	jrnl     *journal.Journal
 	lock     *state.Lock
 	phase    string
-	nextPoll time.Time     // when the next pass is due, for status
-	delay    time.Duration // how long the loop waits for it
-	failures int           // retried failures in a row, for the backoff
-	passes   uint64        // passes finished
-	fetched  status.Fetched
-	lastErr  string
-	force    bool
-	waiters  []chan status.SyncResult
-	trigger  chan struct{}
-	poke     chan struct{} // wakes the newer-commit watcher during a build
-	reload   chan struct{}
-	extra    func(*status.Status)
-	passLock sync.Mutex // serialises recovery, passes and manual rollbacks
-	restart  bool
+	stopping bool // told to stop: STATUS says so whatever the step
+	// failedBefore are the units already failed when the last switch began.
+	failedBefore []string
+	nextPoll     time.Time     // when the next pass is due, for status
+	delay        time.Duration // how long the loop waits for it
+	failures     int           // retried failures in a row, for the backoff
+	passes       uint64        // passes finished
+	fetched      status.Fetched
+	lastErr      string
+	force        bool
+	waiters      []chan status.SyncResult
+	trigger      chan struct{}
+	poke         chan struct{} // wakes the newer-commit watcher during a build
+	reload       chan struct{}
+	extra        func(*status.Status)
+	passLock     sync.Mutex // serialises recovery, passes and manual rollbacks
+	restart      bool
 	// recovered is set once the start-up recovery ran.
 	recovered bool
 	// nextConfig is a reloaded config waiting for the next pass.
@@ -160,6 +164,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.close()
+	d.setPhase(status.Starting, "installing secrets")
 	ln, err := localapi.Listen(d.Config.SocketPath(), d.Config.API.Group)
 	if err != nil {
 		return err
@@ -170,6 +175,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- api.Serve(ctx, ln) }()
 	d.Notify.StartWatchdog(ctx)
+	stopWatch := context.AfterFunc(ctx, d.stop)
+	defer stopWatch()
 	go d.watch(ctx)
 	bg := make(chan struct{})
 	go func() {
@@ -182,8 +189,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
 	d.installCurrentSecrets(ctx)
 	d.Notify.Ready()
+	d.setPhase(status.Starting, "recovering and fetching")
 	d.loop(ctx)
-	d.Notify.Stopping()
+	if stopWatch() {
+		d.stop() // leaving for another reason (a new agent binary)
+	}
 	cancel()
 	<-bg
 	if err := <-errc; err != nil {
@@ -199,13 +209,46 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) setPhase(p, detail string) {
 	d.mu.Lock()
 	d.phase = p
+	stopping := d.stopping
 	d.mu.Unlock()
 	line := p
 	if detail != "" {
 		line += ": " + detail
 	}
+	if stopping && p != status.Stopping {
+		line = status.Stopping + " (" + line + ")"
+	}
 	d.Notify.Status(line)
 	d.Notify.Beat()
+}
+
+// idleStatus sets the STATUS line of an idle agent: what is deployed and
+// when the next poll is.
+func (d *Daemon) idleStatus() {
+	d.mu.Lock()
+	idle, dep, next := d.phase == status.Idle, clone(d.st.Deployed), d.nextPoll
+	d.mu.Unlock()
+	if !idle {
+		return
+	}
+	detail := "nothing deployed yet"
+	if dep != nil {
+		detail = fmt.Sprintf("%s %s from %s at %s", dep.Result, short(dep.Commit), dep.Branch, dep.Time.Local().Format("2006-01-02 15:04"))
+	}
+	if !next.IsZero() {
+		detail += ", next poll at " + next.Local().Format("15:04:05")
+	}
+	d.setPhase(status.Idle, detail)
+}
+
+// stop marks the agent stopping as soon as it is told to.
+func (d *Daemon) stop() {
+	d.mu.Lock()
+	d.stopping = true
+	phase := d.phase
+	d.mu.Unlock()
+	d.Notify.Stopping()
+	d.setPhase(status.Stopping, "finishing "+phase)
 }
 
 // save writes the state file; a failure to write is logged loudly because

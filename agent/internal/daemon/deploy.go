@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -22,7 +23,7 @@ import (
 // the step's intent record must carry before its side effect starts.
 type step struct {
 	name   string
-	intent func(f *journal.Flight)
+	intent func(ctx context.Context, f *journal.Flight)
 	run    func(ctx context.Context, f *journal.Flight) error
 }
 
@@ -77,7 +78,7 @@ func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult
 func (d *Daemon) run(ctx context.Context, f *journal.Flight, steps []step) passResult {
 	for _, s := range steps {
 		if s.intent != nil {
-			s.intent(f)
+			s.intent(ctx, f)
 		}
 		if err := d.record(f, s.name, journal.Intent); err != nil {
 			return d.abort(ctx, f, s.name, err)
@@ -141,12 +142,15 @@ func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
 	ectx, cancel := context.WithTimeout(pctx, timeout)
 	defer cancel()
 	release := d.Notify.Hold(timeout)
+	start := d.now()
 	ev, err := d.Nix.Evaluate(ectx, rebuild.FlakeRef(d.Config.RepoDir(), f.Branch, f.Commit), d.Config.FlakeOutput)
 	release()
 	if err != nil {
 		return d.nixFault(ctx, pctx, err)
 	}
 	f.StorePath, f.DrvPath = ev.OutPath, ev.DrvPath
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepEvaluate).Str("storePath", f.StorePath).
+		Dur("durationMs", d.now().Sub(start)).Msg("evaluated")
 	return d.upToDate(f)
 }
 
@@ -304,10 +308,13 @@ func (d *Daemon) setProfile(ctx context.Context, f *journal.Flight) error {
 	return nil
 }
 
-// switchIntent names the switch unit and its deadline before it starts.
-func (d *Daemon) switchIntent(f *journal.Flight) {
+// switchIntent names the switch unit and its deadline before it starts,
+// and notes the units already failed (confirm holds only new failures
+// against the commit).
+func (d *Daemon) switchIntent(ctx context.Context, f *journal.Flight) {
 	f.Unit = fmt.Sprintf("avalanche-switch-%d", f.ID)
 	f.SwitchBy = d.Clock.After(d.Config.Deploy.SwitchTimeout.D())
+	f.FailedBefore = d.failedUnits(ctx)
 }
 
 // switchTo runs switch-to-configuration. It is not cancelled by a stop: a
@@ -318,8 +325,13 @@ func (d *Daemon) switchTo(ctx context.Context, f *journal.Flight) error {
 	timeout := d.Config.Deploy.SwitchTimeout.D()
 	release := d.Notify.Hold(timeout)
 	defer release()
-	a := d.activation(f.Action, f.Unit)
+	a := d.activation(f, f.Unit)
 	a.ProfileSet = true
+	os.Remove(d.resultFile(f.Unit)) // a unit of this name from before a reset
+	if a.SystemdRun {
+		d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepSwitch).Str("unit", f.Unit).
+			Msg("switching in " + f.Unit + " (its output: journalctl -u " + f.Unit + ")")
+	}
 	start := d.now()
 	if err := d.Nix.Activate(context.WithoutCancel(ctx), f.StorePath, a); err != nil {
 		if rem, _ := d.Clock.Remaining(f.SwitchBy); rem <= 0 {
@@ -327,18 +339,22 @@ func (d *Daemon) switchTo(ctx context.Context, f *journal.Flight) error {
 		}
 		return fault.New(fault.Commit, err)
 	}
-	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepSwitch).Str("action", f.Action).
+	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepSwitch).Str("action", f.Action).Str("unit", f.Unit).
 		Int("generation", f.Generation).Dur("durationMs", d.now().Sub(start)).Msg("activated")
 	return d.handOver(ctx, f)
 }
 
-func (d *Daemon) activation(action, unit string) rebuild.Activation {
+// activation says how to switch for f, in unit; the unit's journal
+// entries carry f's commit, like the agent's own.
+func (d *Daemon) activation(f *journal.Flight, unit string) rebuild.Activation {
 	return rebuild.Activation{
-		Action:     action,
+		LogFields:  []string{"AVALANCHE_COMMIT=" + f.Commit, "AVALANCHE_UNIT=" + unit},
+		Action:     f.Action,
 		Profile:    d.Config.Deploy.Profile,
 		SystemdRun: d.Config.Deploy.SystemdRunEnabled(),
 		Unit:       unit,
 		Timeout:    d.Config.Deploy.SwitchTimeout.D(),
+		StopPost:   d.stopPost(unit),
 	}
 }
 

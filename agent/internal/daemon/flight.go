@@ -120,7 +120,9 @@ func (d *Daemon) settle(f *journal.Flight) (dep state.Deployment, saved bool) {
 	}
 	d.flight = nil
 	d.mu.Unlock()
-	saved = d.save() == nil
+	if saved = d.save() == nil; saved {
+		d.dropSwitchResults(f) // the switch's recorded result is settled now
+	}
 	d.pruneGCRoots()
 	return dep, saved
 }
@@ -243,7 +245,7 @@ func (d *Daemon) outcome(f *journal.Flight, cause error) passResult {
 // post-deploy hook after successes and commit faults.
 func (d *Daemon) report(ctx context.Context, f *journal.Flight, dep state.Deployment, cause error) {
 	log := d.Log.With().Str("commit", f.Commit).Uint64("flight", f.ID).Str("result", f.Result).
-		Dur("durationMs", dep.Duration).Logger()
+		Dur("deploymentMs", dep.Duration).Logger()
 	class := fault.Class(f.Class)
 	switch f.Result {
 	case resultDeployed:

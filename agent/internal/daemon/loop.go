@@ -149,6 +149,7 @@ func (d *Daemon) runPass(ctx context.Context) passResult {
 	// Counted and scheduled before anyone hears of it: a caller that saw
 	// its result sees this pass counted and the next one planned.
 	d.schedule(res)
+	d.idleStatus()
 	d.mu.Lock()
 	d.passes = n
 	d.mu.Unlock()

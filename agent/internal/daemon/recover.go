@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/failpoint"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
 // errCutShort is the cause of a step that a stop, a crash or a power cut
@@ -107,6 +109,12 @@ func (d *Daemon) resumeSwitch(ctx context.Context, f *journal.Flight) passResult
 		f.FailedStep = journal.StepSwitch
 		return d.rollback(ctx, f, err)
 	}
+	if r, ok := d.switchResult(f.Unit); ok && r.Failed() {
+		// It failed while no agent watched; what runs may look switched
+		// (switch-to-configuration changes the system before it fails).
+		f.FailedStep = journal.StepSwitch
+		return d.rollback(ctx, f, fault.New(fault.Commit, switchFailure(f, r, d.Config.Deploy.SwitchTimeout.D())))
+	}
 	if d.switched(f) {
 		if err := d.handOver(ctx, f); err != nil { // the switch ran unwatched
 			f.FailedStep = journal.StepSwitch
@@ -142,4 +150,12 @@ func (d *Daemon) switched(f *journal.Flight) bool {
 		return resolve(d.Config.Deploy.Profile) == f.StorePath
 	}
 	return resolve(d.Config.Deploy.CurrentSystem) == f.StorePath
+}
+
+// switchFailure says how f's switch unit failed, from its recorded result.
+func switchFailure(f *journal.Flight, r rebuild.UnitResult, limit time.Duration) error {
+	if r.Result == "timeout" {
+		return fmt.Errorf("%s ran longer than deploy.switchTimeout (%s) and was stopped (%s)", f.Unit, limit, r)
+	}
+	return fmt.Errorf("switch-to-configuration failed in %s while the agent was down (%s; see journalctl -u %s)", f.Unit, r, f.Unit)
 }

@@ -43,6 +43,8 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	event := journal.Done
 	if err != nil {
 		f.RollbackError, event = err.Error(), journal.Failed
+	} else {
+		d.remoteJudged(ctx, f, cause)
 	}
 	if err := d.record(f, journal.StepRollback, event); err != nil {
 		d.Log.Error().Err(err).Uint64("flight", f.ID).Msg("journaling the rollback")
@@ -84,7 +86,7 @@ func (d *Daemon) undo(ctx context.Context, f *journal.Flight, orphanBy boot.Inst
 		return errors.Join(secErr, errors.New("no previous system is known"))
 	}
 	release := d.Notify.Hold(d.Config.Deploy.SwitchTimeout.D())
-	err := d.Nix.Activate(ctx, f.PreviousSystem, d.activation(f.Action, f.RollbackUnit))
+	err := d.Nix.Activate(ctx, f.PreviousSystem, d.activation(f, f.RollbackUnit))
 	release()
 	d.restartUnits(ctx, sec.Restart, sec.Reload)
 	return errors.Join(secErr, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -47,6 +48,14 @@ func (d *Daemon) watch(ctx context.Context) {
 		case err := <-w.Errors:
 			d.Log.Warn().Err(err).Msg("file watcher")
 		case ev := <-w.Events:
+			if ev.Has(fsnotify.Create) && slices.Contains(repoDirs, filepath.Clean(ev.Name)) {
+				// A directory that did not exist at start, refs/heads/testing
+				// when the testing branch came later: watch it from now on,
+				// or the branch's next pushes wait for the poll.
+				if err := w.Add(ev.Name); err != nil {
+					d.Log.Debug().Err(err).Str("dir", ev.Name).Msg("not watching")
+				}
+			}
 			d.onFileEvent(ev, c.Path, files, repoDirs)
 		}
 	}

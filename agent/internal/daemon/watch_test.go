@@ -93,3 +93,35 @@ func rewriteConfig(t *testing.T, h *host, change func(c map[string]any)) {
 		h.cfg = loadConfig(t, h.cfgPath)
 	}
 }
+
+// TestLocalTestingBranchCreatedAfterStart: a testing/<host> branch pushed
+// to a local bare repository after the agent started deploys without
+// waiting for a poll, and so does its next push (its refs/heads/testing
+// directory appeared only after the watch began).
+func TestLocalTestingBranchCreatedAfterStart(t *testing.T) {
+	h := newHost(t, nil)
+	rewriteConfig(t, h, func(c map[string]any) { c["repository"] = map[string]any{"url": h.up.Bare} })
+	h.commit("first", nil)
+	h.start()
+	h.opts.Marker = "on the testing branch"
+	if err := nixtest.WriteFlake(h.up.Work, h.opts); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, h.up.Work, "commit", "--quiet", "-am", "testing commit")
+	gitRun(t, h.up.Work, "push", "--quiet", h.up.Bare, "HEAD:refs/heads/testing/"+hostName)
+	testing := gitRun(t, h.up.Work, "rev-parse", "HEAD")
+	waitStatus(t, h, "the testing commit to deploy", func(s status.Status) bool {
+		return s.Deployed != nil && s.Deployed.Commit == testing
+	})
+	// The branch's next push: refs/heads/testing existed only since then.
+	h.opts.Marker = "on the testing branch, again"
+	if err := nixtest.WriteFlake(h.up.Work, h.opts); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, h.up.Work, "commit", "--quiet", "-am", "testing commit 2")
+	gitRun(t, h.up.Work, "push", "--quiet", h.up.Bare, "HEAD:refs/heads/testing/"+hostName)
+	again := gitRun(t, h.up.Work, "rev-parse", "HEAD")
+	waitStatus(t, h, "the second testing commit to deploy", func(s status.Status) bool {
+		return s.Deployed != nil && s.Deployed.Commit == again
+	})
+}

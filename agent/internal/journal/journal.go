@@ -92,6 +92,9 @@ type Flight struct {
 	// RollbackUnit the one that switches back.
 	Unit         string `json:"unit,omitempty"`
 	RollbackUnit string `json:"rollbackUnit,omitempty"`
+	// FailedBefore are the units that had failed before the switch: host
+	// trouble, never held against the commit.
+	FailedBefore []string `json:"failedBefore,omitempty"`
 	// SwitchBy and ConfirmBy are deadlines on the boot clock. RollbackBy
 	// is the deadline of the rollback's own switch, set when the rollback
 	// step is journaled: a rollback begins long after SwitchBy (after the

@@ -5,6 +5,7 @@ package notify
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +21,8 @@ type Notifier struct {
 	mu     sync.Mutex
 	status string
 	every  time.Duration // WatchdogSec; 0 without a watchdog
-	lease  time.Time     // pings continue until then (Beat)
-	hold   time.Time     // or until then (Hold)
+	pinged time.Time     // the last ping
+	hold   time.Time     // pings continue until then (Hold)
 }
 
 func (n *Notifier) send(state string) {
@@ -38,8 +39,11 @@ func (n *Notifier) Ready() { n.send(daemon.SdNotifyReady) }
 // Stopping reports shutdown.
 func (n *Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
 
-// Status sets the one-line status shown by systemctl status, once per change.
+// Status sets the one-line status shown by systemctl status, once per
+// change. sd_notify's STATUS= is one line: a newline would end it there, so
+// the lines of a multi-line status are joined with " | ".
 func (n *Notifier) Status(line string) {
+	line = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(line), "\n", " | ")), " ")
 	n.mu.Lock()
 	changed := line != n.status
 	n.status = line
@@ -49,12 +53,13 @@ func (n *Notifier) Status(line string) {
 	}
 }
 
-// StartWatchdog pings systemd at half the configured WatchdogSec until ctx
-// ends, but only while the reconcile loop proves progress: a ping goes out
-// only inside a lease that Beat (the loop came round) or Hold (the loop
-// waits on a bounded operation, such as a build with its timeout) granted.
-// A deadlocked loop grants nothing, the pings stop and systemd restarts the
-// agent. It does nothing when no watchdog is configured.
+// StartWatchdog sends systemd's watchdog pings only as proof of progress:
+// each Beat (the reconcile loop came round) pings at once, at most four
+// times per WatchdogSec, and a Hold (the loop waits on an operation bounded
+// by its own timeout, such as a build) keeps pinging at a quarter of
+// WatchdogSec until it is released or runs out. A loop that hangs sends
+// nothing more after its last beat, so systemd restarts it one WatchdogSec
+// later, not two. It does nothing when no watchdog is configured.
 func (n *Notifier) StartWatchdog(ctx context.Context) {
 	every, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || every == 0 {
@@ -62,13 +67,13 @@ func (n *Notifier) StartWatchdog(ctx context.Context) {
 	}
 	n.mu.Lock()
 	n.every = every
-	n.lease = time.Now().Add(every)
 	n.mu.Unlock()
+	n.Beat()
 	go n.pinger(ctx, every)
 }
 
 func (n *Notifier) pinger(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every / 2)
+	t := time.NewTicker(every / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -76,7 +81,10 @@ func (n *Notifier) pinger(ctx context.Context, every time.Duration) {
 			return
 		case now := <-t.C:
 			n.mu.Lock()
-			alive := now.Before(n.lease) || now.Before(n.hold)
+			alive := now.Before(n.hold)
+			if alive {
+				n.pinged = now
+			}
 			n.mu.Unlock()
 			if alive {
 				n.send(daemon.SdNotifyWatchdog)
@@ -85,35 +93,39 @@ func (n *Notifier) pinger(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Beat tells the watchdog the loop made progress: pings continue for one
-// more watchdog interval.
+// Beat tells the watchdog the loop made progress.
 func (n *Notifier) Beat() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.every > 0 {
-		n.lease = time.Now().Add(n.every)
+	now := time.Now()
+	ping := n.every > 0 && now.Sub(n.pinged) >= n.every/4
+	if ping {
+		n.pinged = now
+	}
+	n.mu.Unlock()
+	if ping {
+		n.send(daemon.SdNotifyWatchdog)
 	}
 }
 
 // Hold keeps the pings going for at most d while the loop waits on an
-// operation bounded by d (plus one watchdog interval of slack); release
-// ends the hold early.
+// operation bounded by d; release ends the hold early and counts as a beat.
 func (n *Notifier) Hold(d time.Duration) (release func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.every == 0 {
 		return func() {}
 	}
-	until := time.Now().Add(d + n.every)
+	until := time.Now().Add(d)
 	if until.After(n.hold) {
 		n.hold = until
 	}
 	return func() {
 		n.mu.Lock()
-		defer n.mu.Unlock()
 		if n.hold.Equal(until) {
 			n.hold = time.Time{}
 		}
-		n.lease = time.Now().Add(n.every)
+		n.pinged = time.Time{} // the release is news: ping now
+		n.mu.Unlock()
+		n.Beat()
 	}
 }

@@ -22,6 +22,11 @@ const (
 	Recovering  = "recovering"
 	Failed      = "failed"
 	Suspended   = "suspended"
+	// Starting: the agent is back but its start-up work (the running
+	// system's secrets, recovery) is not done yet; Stopping: told to stop,
+	// it finishes or leaves the step in flight.
+	Starting = "starting"
+	Stopping = "stopping"
 )
 
 // Status is a snapshot of one host's agent.
@@ -47,6 +52,9 @@ type Status struct {
 	Refused       []state.BadCommit `json:"refused,omitempty"`
 	// Drift is set while the running system is not the deployed one.
 	Drift *state.Drift `json:"drift,omitempty"`
+	// FailedUnits are the units that had already failed when the last
+	// switch began: the host's trouble, never held against a commit.
+	FailedUnits []string `json:"failedUnits,omitempty"`
 	// Interrupted is the last deployment a stop or crash cut short.
 	Interrupted *state.Interruption `json:"interrupted,omitempty"`
 	// Flight is the deployment in progress, or the one a stop left open.

@@ -147,6 +147,46 @@ in
       ];
     }).config;
 
+  # The module's service as the real-systemd tier (agent/internal/nspawntest)
+  # installs it: `options` is a module (services.avalanche-agent.* and any
+  # override the tier states), `package` the directory holding the agent's
+  # bin/. Returns the unit's attribute set, the mounts, the groups the module
+  # creates and the rendered agent config.
+  agentUnit =
+    { options, package }:
+    let
+      config =
+        (nixosSystem {
+          modules = [
+            self.nixosModules.default
+            options
+            {
+              networking.hostName = lib.mkDefault "machine";
+              nixpkgs.hostPlatform = "x86_64-linux";
+              services.avalanche-agent.enable = true;
+              services.avalanche-agent.package = {
+                type = "derivation";
+                name = "avalanche-agent";
+                outPath = package;
+              };
+            }
+          ];
+        }).config;
+      unit = config.systemd.services.avalanche-agent;
+    in
+    builtins.seq config.system.build.toplevel.drvPath {
+      service = {
+        inherit (unit) description serviceConfig path;
+        wantedBy = unit.wantedBy or [ ];
+        wants = unit.wants or [ ];
+        after = unit.after or [ ];
+        environment = unit.environment or { };
+      };
+      inherit (config.systemd) mounts;
+      groups = builtins.attrNames config.users.groups;
+      agentConfig = import (repo + "/modules/avalanche-agent/render.nix") config.services.avalanche-agent;
+    };
+
   # Where a stub package's main program is (the hook test swaps it).
   stubExe = system: name: lib.getExe nixpkgs.legacyPackages.${system}.${name};
 

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -26,6 +27,8 @@ type HTTPServer struct {
 	requests []Request
 	started  map[string]int // by method
 	close    func()
+	handler  http.Handler
+	addr     string
 }
 
 // Close stops the server: the remote becomes unreachable.
@@ -63,11 +66,27 @@ func StartHTTPServer(t testing.TB, bareDir, token string) *HTTPServer {
 		// Clients hang up mid-transfer on purpose in some tests.
 		Logger: log.New(io.Discard, "", 0),
 	}
-	ts := httptest.NewServer(s.wrap(backend, token))
-	t.Cleanup(ts.Close)
+	s.handler = s.wrap(backend, token)
+	ts := httptest.NewServer(s.handler)
+	t.Cleanup(func() { s.close() })
 	s.URL = ts.URL + "/" + filepath.Base(bareDir)
+	s.addr = ts.Listener.Addr().String()
 	s.close = ts.Close
 	return s
+}
+
+// Start serves again at the same address after Close: the forge is back.
+func (s *HTTPServer) Start(t testing.TB) {
+	t.Helper()
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		t.Fatalf("listening again on %s: %v", s.addr, err)
+	}
+	ts := httptest.NewUnstartedServer(s.handler)
+	ts.Listener.Close()
+	ts.Listener = l
+	ts.Start()
+	s.close = ts.Close
 }
 
 // Requests returns the requests served so far.

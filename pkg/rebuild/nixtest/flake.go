@@ -40,6 +40,9 @@ type FlakeOptions struct {
 	// exists (or always when that is empty).
 	SwitchSleep      time.Duration
 	SwitchSlowMarker string
+	// SwitchCommand is a shell command switch-to-configuration runs after it
+	// changed the system, as NixOS's starts units (e.g. one that fails).
+	SwitchCommand string
 	// ActivationExit is switch-to-configuration's exit status.
 	ActivationExit int
 	// FailMarker is a file whose existence makes switch-to-configuration exit 1.
@@ -148,6 +151,7 @@ fi
 case "\$action" in
   switch|test) if [ -n "$currentSystem" ]; then /bin/ln -sfn "$out" "$currentSystem"; fi ;;
 esac
+$switchCommand
 if [ "$activationExit" -ne 0 ]; then
   echo "` + ActivationFailMessage + `: exit $activationExit" >&2
 fi
@@ -222,7 +226,11 @@ func derivationAttrs(opts FlakeOptions) [][2]string {
 	if opts.BuildFail {
 		fail = "1"
 	}
-	return [][2]string{
+	var extra [][2]string
+	if opts.SwitchCommand != "" { // only then: other systems keep their store paths
+		extra = append(extra, [2]string{"switchCommand", opts.SwitchCommand})
+	}
+	return append(extra, [][2]string{
 		{"marker", opts.Marker},
 		{"activationLog", opts.ActivationLog},
 		{"currentSystem", opts.CurrentSystemLink},
@@ -234,7 +242,7 @@ func derivationAttrs(opts FlakeOptions) [][2]string {
 		{"switchLog", opts.SwitchLog},
 		{"switchSleep", switchSleep},
 		{"switchSlowMarker", opts.SwitchSlowMarker},
-	}
+	}...)
 }
 
 func withDefaults(opts FlakeOptions) FlakeOptions {
