@@ -71,6 +71,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 		d.SelfPath = exe
 	}
 	rep := wireForge(d, c)
+	wireGate(d, c)
 	d.SetBuilderMode(src, reportRelease(rel, rep))
 	d.OnReload = func(nc *config.Config) {
 		repo := NewRepo(nc)
