@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
+	fleetpkg "github.com/avalanche-fleet/avalanche/agent/internal/fleet"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
@@ -79,6 +81,24 @@ func (f rolloutFleet) status(t *testing.T, name string) status.Status {
 	return s
 }
 
+// rows are the fleet's rows as `avalanche-agent fleet` makes them from
+// each host's status.
+func (f rolloutFleet) rows(t *testing.T) []fleetpkg.Row {
+	var rows []fleetpkg.Row
+	for _, name := range slices.Sorted(maps.Keys(f)) {
+		s := f.status(t, name)
+		r := fleetpkg.Row{Host: name, Reachable: true, State: s.State, Rollout: s.Rollout}
+		if s.Deployed != nil {
+			r.Commit = s.Deployed.Commit
+		}
+		for _, b := range s.Refused {
+			r.Refused = append(r.Refused, b.Commit)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
 func (f rolloutFleet) deployed(t *testing.T, name, commit string) bool {
 	s := f.status(t, name)
 	return s.Deployed != nil && s.Deployed.Commit == commit
@@ -131,6 +151,14 @@ func TestRolloutWaves(t *testing.T) {
 			t.Errorf("%s (wave %d) reported %s on the bad commit: %+v; want nothing, its gate is closed", host, rolloutWaves[host], r.Status.State, r.Status)
 		}
 	}
+	var view strings.Builder
+	fleetpkg.WriteRollout(&view, fleet.rows(t), c2)
+	for _, want := range []string{"rollout of " + c2[:12], "wave 0   canary-a failed, canary-b failed", "wave 2   wave2-a held (stopped)", "stopped by canary-"} {
+		if !strings.Contains(view.String(), want) {
+			t.Errorf("avalanche-agent fleet's rollout view:\n%s\nwant a line with %q", view.String(), want)
+		}
+	}
+	t.Logf("avalanche-agent fleet, bad commit:\n%s", view.String())
 	for _, name := range []string{"wave1-a", "wave1-b", "wave2-a"} {
 		if !fleet.deployed(t, name, c1) {
 			t.Errorf("%s left %s: %+v", name, c1[:8], fleet.status(t, name).Deployed)
