@@ -165,8 +165,24 @@ func TestRolloutWaves(t *testing.T) {
 		}
 	}
 
-	// A newer good commit starts a new rollout.
+	// A newer good commit starts a new rollout, which an operator pauses
+	// from one host: the canaries deploy it, the later waves hold it past
+	// the soak until the operator resumes it.
 	c3 := flake(nixtest.FlakeOptions{Marker: "three"}, "fixed")
+	cfg := filepath.Join(dir, "wave2-a", "config.json")
+	if out, errOut, err := run(t, "rollout", "--config", cfg, "--reason", "watching", "pause", c3); err != nil {
+		t.Fatalf("rollout pause = %v: %s%s", err, out, errOut)
+	}
+	waitFor(t, time.Minute, func() bool { return fleet.deployed(t, "canary-a", c3) && fleet.deployed(t, "canary-b", c3) })
+	time.Sleep(2 * rolloutSoak)
+	for _, name := range []string{"wave1-a", "wave1-b", "wave2-a"} {
+		if r := fleet.status(t, name).Rollout; fleet.deployed(t, name, c3) || r == nil || r.Verdict != rollout.Paused {
+			t.Errorf("%s with %s paused: deployed %v, gate %+v; want held, paused", name, c3[:8], fleet.deployed(t, name, c3), r)
+		}
+	}
+	if out, errOut, err := run(t, "rollout", "--config", cfg, "resume", c3); err != nil {
+		t.Fatalf("rollout resume = %v: %s%s", err, out, errOut)
+	}
 	waitRollout(t, fleet, fake, c3)
 	checkOrder(t, fake.Received(), c3)
 }
