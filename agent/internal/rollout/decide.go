@@ -78,6 +78,9 @@ type Decision struct {
 	Hosts []Host `json:"hosts,omitempty"`
 	// Asked is when the forge was last read for this decision.
 	Asked time.Time `json:"asked,omitzero"`
+	// HeldSince is when the gate first held this commit (since the agent
+	// started); zero once it is open.
+	HeldSince time.Time `json:"heldSince,omitzero"`
 }
 
 // Decide judges commit for a host placed by r, from the latest statuses

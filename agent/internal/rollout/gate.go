@@ -43,7 +43,7 @@ func (g *Gate) Check(ctx context.Context, commit string) (Decision, bool, error)
 	defer g.mu.Unlock()
 	now := g.Now()
 	if !g.Rollout.Gated() {
-		return g.keep(Decision{Commit: commit, Verdict: Open, Reason: "wave 0 is never held"})
+		return g.keep(Decision{Commit: commit, Verdict: Open, Reason: "wave 0 is never held"}, now)
 	}
 	if g.last != nil && g.commit == commit && g.last.Verdict == Open {
 		return *g.last, false, nil
@@ -57,19 +57,25 @@ func (g *Gate) Check(ctx context.Context, commit string) (Decision, bool, error)
 				g.statuses = nil
 			}
 			g.commit, g.asked = commit, now
-			d, changed, _ := g.keep(d)
+			d, changed, _ := g.keep(d, now)
 			return d, changed, fmt.Errorf("reading the rollout statuses of %s: %w", commit, err)
 		}
 		g.commit, g.statuses, g.asked = commit, statuses, now
 	}
 	d := Decide(commit, g.Rollout, g.statuses, now)
 	d.Asked = g.asked
-	return g.keep(d)
+	return g.keep(d, now)
 }
 
-// keep remembers d; g.mu held.
-func (g *Gate) keep(d Decision) (Decision, bool, error) {
+// keep remembers d, made at now; g.mu held.
+func (g *Gate) keep(d Decision, now time.Time) (Decision, bool, error) {
 	changed := g.last == nil || g.last.Commit != d.Commit || g.last.Verdict != d.Verdict || g.last.Reason != d.Reason
+	if d.Verdict != Open {
+		d.HeldSince = now
+		if g.last != nil && g.last.Commit == d.Commit && !g.last.HeldSince.IsZero() {
+			d.HeldSince = g.last.HeldSince
+		}
+	}
 	g.last = &d
 	return d, changed, nil
 }
