@@ -47,7 +47,7 @@ func (c *Client) Latest(ctx context.Context, sha string) ([]CommitStatus, error)
 			return nil, err
 		}
 		all = append(all, got...)
-		if len(got) == 0 || len(all) >= total {
+		if len(got) < pageSize || (total > 0 && len(all) >= total) {
 			break
 		}
 	}
@@ -94,6 +94,11 @@ func (c *Client) latestPage(ctx context.Context, sha string, page int) ([]Commit
 	}
 	if err := json.Unmarshal(body, &combined); err != nil {
 		return nil, 0, fmt.Errorf("reading statuses from %s: decoding the answer: %w: %w", c.Endpoint.API, ErrUnavailable, err)
+	}
+	// Forgejo and Gitea count the page in total_count and every context
+	// in X-Total-Count; GitHub counts every context in total_count.
+	if n, err := strconv.Atoi(resp.Header.Get("X-Total-Count")); err == nil {
+		combined.TotalCount = n
 	}
 	out := make([]CommitStatus, len(combined.Statuses))
 	for i, w := range combined.Statuses {

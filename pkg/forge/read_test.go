@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,6 +48,9 @@ func TestLatest(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, have); diff != "" {
 		t.Errorf("Latest states (-want +got):\n%s", diff)
+	}
+	if got, err := reader.Latest(ctx, strings.Repeat("0", 40)); err != nil || len(got) != 0 {
+		t.Errorf("Latest(a commit without statuses) = %v, %v; want none, no error (Forgejo answers an empty CombinedStatus)", got, err)
 	}
 	reader.Token = "wrong"
 	if _, err := reader.Latest(ctx, w.commit); !errors.Is(err, forge.ErrUnauthorized) {

@@ -18,12 +18,13 @@ func combinedRoute(path string) (owner, repo, sha string, ok bool) {
 	return parts[0], parts[1], parts[3], parts[0] != "" && parts[1] != "" && parts[3] != ""
 }
 
-// combined answers as Forgejo's GetCombinedCommitStatusByRef: the latest
+// combined answers as Forgejo's GetCombinedCommitStatusByRef
+// (routers/api/v1/repo/status.go, convert.ToCombinedStatus): the latest
 // status of each context (the one with the highest id), newest first,
-// paged by page and limit (default 30, at most 50), total_count the
-// number of contexts, state the worst of them (Forgejo's
-// CalcCommitStatus: error > failure > pending > success; no status at
-// all is pending).
+// paged by page and limit (default 30, at most 50); total_count is the
+// length of the page and X-Total-Count the number of contexts; state is
+// the worst of the page (error > failure > pending > success). No status
+// at all (an unknown commit too) is a 200 with an empty CombinedStatus.
 func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, sha string) {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	switch {
@@ -34,7 +35,7 @@ func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, sha stri
 	case (scheme != "token" && scheme != "Bearer") || (token != s.token && token != s.readOnlyToken):
 		s.apiError(w, http.StatusUnauthorized, "user does not exist [uid: 0, name: ]")
 		return
-	case !strings.EqualFold(repo, s.Repository) || !s.hasCommit(sha):
+	case !strings.EqualFold(repo, s.Repository):
 		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
 		return
 	}
@@ -44,9 +45,16 @@ func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, sha stri
 	from := min((page-1)*limit, len(latest))
 	to := min(from+limit, len(latest))
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	if from == to {
+		// No status on this page (or an unknown commit, which Forgejo
+		// does not look up): an empty CombinedStatus, no count header.
+		writeJSON(w, http.StatusOK, map[string]any{"state": "", "sha": "", "total_count": 0, "statuses": nil,
+			"repository": nil, "commit_url": "", "url": ""})
+		return
+	}
 	w.Header().Set("X-Total-Count", strconv.Itoa(len(latest)))
 	writeJSON(w, http.StatusOK, map[string]any{
-		"state": worst(latest), "sha": sha, "total_count": len(latest), "statuses": latest[from:to],
+		"state": worst(latest[from:to]), "sha": sha, "total_count": to - from, "statuses": latest[from:to],
 		"url":        s.URL + "/api/v1/repos/" + s.Repository + "/commits/" + sha + "/status",
 		"commit_url": s.URL + "/api/v1/repos/" + s.Repository + "/git/commits/" + sha,
 	})
