@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	fleetpkg "github.com/avalanche-fleet/avalanche/agent/internal/fleet"
@@ -174,7 +176,12 @@ func TestRolloutWaves(t *testing.T) {
 		t.Fatalf("rollout pause = %v: %s%s", err, out, errOut)
 	}
 	waitFor(t, time.Minute, func() bool { return fleet.deployed(t, "canary-a", c3) && fleet.deployed(t, "canary-b", c3) })
+	heldDir := filepath.Join(dir, "wave2-a", "state")
+	before := fileStamps(t, heldDir)
 	time.Sleep(2 * rolloutSoak)
+	if diff := cmp.Diff(before, fileStamps(t, heldDir)); diff != "" {
+		t.Errorf("wave2-a's state directory changed while its gate held %s (-before +after):\n%s", c3[:8], diff)
+	}
 	for _, name := range []string{"wave1-a", "wave1-b", "wave2-a"} {
 		if r := fleet.status(t, name).Rollout; fleet.deployed(t, name, c3) || r == nil || r.Verdict != rollout.Paused {
 			t.Errorf("%s with %s paused: deployed %v, gate %+v; want held, paused", name, c3[:8], fleet.deployed(t, name, c3), r)
@@ -240,4 +247,25 @@ func checkOrder(t *testing.T, received []forgetest.Received, commit string) {
 	}
 	slices.Sort(order)
 	t.Logf("rollout of %s started: %v", commit[:8], order)
+}
+
+// fileStamps is every file under dir with its size and modification time.
+func fileStamps(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		files[p] = fmt.Sprintf("%d %s", fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
