@@ -33,18 +33,20 @@ func forgeClient(c *config.Config) (func() (*forge.Client, error), error) {
 	}, nil
 }
 
-// wireGate sets the rollout gate of a host in a wave after the first
-// (rollout.wave), reading the earlier waves' statuses from report.forge.
-func wireGate(d *daemon.Daemon, c *config.Config) {
-	if !c.Rollout.Gated() {
-		return
+// wireGate sets the rollout gate of a host that reports to the forge: in a
+// wave after the first (rollout.wave) it reads the earlier waves' statuses
+// there; in wave 0 or without waves it never holds anything. It returns
+// the function that applies a reloaded config to the gate.
+func wireGate(d *daemon.Daemon, c *config.Config) func(*config.Config) {
+	if !c.Report.Forge.Enabled() {
+		return func(*config.Config) {}
 	}
 	client, err := forgeClient(c)
 	if err != nil {
 		d.Log.Error().Err(err).Msg("rollout gate off")
-		return
+		return func(*config.Config) {}
 	}
-	d.Gate = &rollout.Gate{Rollout: c.Rollout, Interval: c.PollInterval.D(), Now: time.Now,
+	g := &rollout.Gate{Rollout: c.Rollout, Interval: c.PollInterval.D(), Now: time.Now,
 		Read: func(ctx context.Context, commit string) ([]forge.CommitStatus, error) {
 			cl, err := client()
 			if err != nil {
@@ -54,6 +56,10 @@ func wireGate(d *daemon.Daemon, c *config.Config) {
 			defer cancel()
 			return cl.Latest(ctx, commit)
 		}}
+	d.Gate = g
+	// A reloaded config keeps the forge it started with (its URL and
+	// token file are read at start, like the reporter's).
+	return func(nc *config.Config) { g.Configure(nc.Rollout) }
 }
 
 var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)

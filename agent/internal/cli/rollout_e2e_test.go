@@ -101,9 +101,11 @@ func (f rolloutFleet) rows(t *testing.T) []fleetpkg.Row {
 	return rows
 }
 
+// deployed reports whether name runs commit; false while its daemon
+// starts.
 func (f rolloutFleet) deployed(t *testing.T, name, commit string) bool {
-	s := f.status(t, name)
-	return s.Deployed != nil && s.Deployed.Commit == commit
+	s, err := f[name].Status(context.Background())
+	return err == nil && s.Deployed != nil && s.Deployed.Commit == commit
 }
 
 // TestRolloutWaves: five real agents (own state, config and system links)
@@ -176,7 +178,8 @@ func TestRolloutWaves(t *testing.T) {
 		t.Fatalf("rollout pause = %v: %s%s", err, out, errOut)
 	}
 	waitFor(t, time.Minute, func() bool { return fleet.deployed(t, "canary-a", c3) && fleet.deployed(t, "canary-b", c3) })
-	heldDir := filepath.Join(dir, "wave2-a", "state")
+	waitFor(t, time.Minute, func() bool { r := fleet.status(t, "wave2-a").Rollout; return r != nil && r.Commit == c3 })
+	heldDir := filepath.Join(dir, "wave2-a", "state") // c3 fetched: what follows are held polls
 	before := fileStamps(t, heldDir)
 	time.Sleep(2 * rolloutSoak)
 	if diff := cmp.Diff(before, fileStamps(t, heldDir)); diff != "" {

@@ -42,7 +42,11 @@ func (g *Gate) Check(ctx context.Context, commit string) (Decision, bool, error)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.Now()
-	if !g.Rollout.Gated() {
+	switch {
+	case len(g.Rollout.Waves) == 0:
+		g.last = nil // no rollout at all: nothing to show
+		return Decision{Commit: commit, Verdict: Open, Reason: "no rollout waves"}, false, nil
+	case !g.Rollout.Gated():
 		return g.keep(Decision{Commit: commit, Verdict: Open, Reason: "wave 0 is never held"}, now)
 	}
 	if g.last != nil && g.commit == commit && g.last.Verdict == Open {
@@ -65,6 +69,14 @@ func (g *Gate) Check(ctx context.Context, commit string) (Decision, bool, error)
 	d := Decide(commit, g.Rollout, g.statuses, now)
 	d.Asked = g.asked
 	return g.keep(d, now)
+}
+
+// Configure replaces the host's place in the rollout (a reloaded config)
+// and forgets the forge's last answer.
+func (g *Gate) Configure(r config.Rollout) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.Rollout, g.commit, g.statuses, g.last = r, "", nil, nil
 }
 
 // keep remembers d, made at now; g.mu held.
