@@ -75,6 +75,9 @@ func TestWavesRejectBadPolicy(t *testing.T) {
 		{"unknown role", `{ after.k3s-agent = [ "k8s-server" ]; }`, `rollout.after.k3s-agent: unknown role "k8s-server"`},
 		{"unknown group", `{ after.gpu = [ ]; }`, `rollout.after: unknown role "gpu"`},
 		{"negative wave", `{ hosts.eagle = -1; }`, "rollout.hosts.eagle: -1 is not a wave"},
+		{"role wave and after", `{ roles.k3s-agent = 3; after.k3s-agent = [ "k3s-server" ]; }`, "rollout.roles.k3s-agent: k3s-agent is named twice (also in after.k3s-agent)"},
+		{"role wave of the canaries", `{ roles.server = 0; }`, "rollout.roles.server: 0 is not a wave after the canaries"},
+		{"unknown role wave", `{ roles.gpu = 2; }`, `rollout.roles: unknown role "gpu"`},
 		{"negative soak", `{ soak = "-5m"; }`, `rollout.soak: "-5m" is not a duration`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@
 #   canaries = [ host … ];        # the canary of each listed host's group
 #   after.<role> = [ role … ];    # the rest of <role> goes one wave after
 #                                 # the rest of those roles
+#   roles.<role> = wave;          # the rest of <role> goes in that wave
 #   hosts.<host> = wave;          # a host's own wave, over everything else
 #   soak = "15m";                 # a Go duration
 # Bad input throws an error that starts with the policy key: a host named
@@ -39,6 +40,7 @@ let
   canaryList = policy.canaries or [ ];
   fixed = policy.hosts or { };
   after = policy.after or { };
+  roleWaves = policy.roles or { };
   soak = policy.soak or "15m";
 
   # Each host at most once among canaries and hosts.
@@ -90,10 +92,24 @@ let
     in
     if elem role path then
       fail "after" "cycle ${concatStringsSep " -> " (path ++ [ role ])}"
+    else if roleWaves ? ${role} then
+      roleWave role
     else
       foldl' (m: r: let l = level (path ++ [ role ]) r + 1; in if l > m then l else m) 1 deps;
 
-  checkedAfter = map (r: knownRole "after" r) (attrNames after);
+  roleWave =
+    role:
+    let
+      w = roleWaves.${role};
+    in
+    if after ? ${role} then
+      fail "roles.${role}" "${role} is named twice (also in after.${role}): give its wave or what it follows"
+    else if !(isInt w) || w < 1 then
+      fail "roles.${role}" "${toString w} is not a wave after the canaries (1, 2 …)"
+    else
+      w;
+
+  checkedAfter = map (r: knownRole "after" r) (attrNames after) ++ map (r: knownRole "roles" r) (attrNames roleWaves);
 
   waveOf =
     h:
