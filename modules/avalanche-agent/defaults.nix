@@ -70,6 +70,11 @@
     tokenFile = null;
     repository = null; # null: owner/name from repository.url
   };
+  rollout = {
+    wave = 0; # 0: a canary, never held
+    waves = { }; # host -> wave; empty: no gate
+    soak = "15m";
+  };
   metricsListen = null;
   statusListen = null;
   logLevel = "info";

@@ -241,6 +241,21 @@ in
       '';
     };
 
+    rollout = {
+      wave = opt types.ints.unsigned d.rollout.wave ''
+        This host's rollout wave (docs/rollouts.md). A host of wave N deploys a
+        main commit only once every host of the waves before N shows it
+        deployed and healthy for rollout.soak, in the forge commit statuses
+        (report.forge, which a wave above 0 needs). Wave 0 is never held.
+        The fleet sets it from nixos/lib/rollout.nix.
+      '';
+      waves = opt (types.attrsOf types.ints.unsigned) d.rollout.waves ''
+        The whole wave table, host name -> wave, from the same inventory on
+        every host; it must name this host with rollout.wave. Empty: no gate.
+      '';
+      soak = opt duration d.rollout.soak "How long the earlier waves must have run a commit successfully before this host deploys it.";
+    };
+
     metricsListen = opt (types.nullOr types.str) d.metricsListen "Prometheus listen address (e.g. \"127.0.0.1:9464\"); null disables metrics.";
 
     statusListen = opt (types.nullOr types.str) d.statusListen ''

@@ -79,6 +79,9 @@ let
       tokenFile = orEmpty o.report.forge.tokenFile;
       repository = orEmpty o.report.forge.repository;
     };
+    rollout = {
+      inherit (o.rollout) wave waves soak;
+    };
     metrics.listen = orEmpty o.metricsListen;
     statusListen = orEmpty o.statusListen;
     log.level = o.logLevel;

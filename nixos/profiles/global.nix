@@ -10,6 +10,11 @@
 let
   keys = import ../lib/keys.nix;
   k3sNode = builtins.elem "k3s-server" host.roles || builtins.elem "k3s-agent" host.roles;
+  rollout = import ../lib/rollout.nix;
+  waves = import ../lib/waves.nix {
+    inventory = import ../lib/inventory.nix;
+    policy = rollout;
+  };
 in
 {
   services.avalanche-agent = {
@@ -33,6 +38,12 @@ in
     # Only commits signed by an operator are deployed; hosts in builder mode
     # take releases signed by the release builder (lib/signers.nix).
     verify.allowedSignersFile = "${pkgs.writeText "allowed-signers" (import ../lib/signers.nix)}";
+    # This host's rollout wave, from the inventory and lib/rollout.nix
+    # (docs/rollouts.md); off until every host reports to the forge.
+    rollout = lib.mkIf rollout.enable {
+      wave = waves.waves.${host.name};
+      inherit (waves) waves soak;
+    };
   };
 
   nix = {

@@ -73,11 +73,7 @@ func (c *Client) CreateStatus(ctx context.Context, sha string, s Status) error {
 	if err != nil {
 		return err
 	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // it repeats the URL, which the context names already
@@ -113,18 +109,7 @@ func (c *Client) request(ctx context.Context, sha string, s Status) (*http.Reque
 		return nil, fmt.Errorf("%w: %w", err, ErrRejected)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	switch c.Endpoint.Flavour {
-	case GitHub:
-		req.Header.Set("Accept", "application/vnd.github+json")
-		req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	default:
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("Authorization", "token "+c.Token)
-	}
+	c.authorize(req)
 	return req, nil
 }
 

@@ -60,6 +60,7 @@ func commands() map[string]command {
 		"cloud":         {"operate the Hetzner exit-node VPS", runCloud},
 		"fleet":         {"show every host of the fleet at a glance", runFleet},
 		"demo":          {"deploy a pushed commit in a throw-away sandbox", runDemo},
+		"rollout":       {"pause | resume | skip COMMIT: steer a commit's rollout fleet-wide", runRollout},
 	}
 	for name, summary := range hostCommandUsage {
 		cmds[name] = command{summary, runHostCommand(name)}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/metrics"
+	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
@@ -39,9 +40,11 @@ func TestMetricNames(t *testing.T) {
 	srv := gittest.StartHTTPServer(t, up.Bare, "git-token-value")
 	h := startNetHost(t, t.TempDir(), up, srv.URL)
 	got := append(scrapeFamilies(t, "http://"+h.addr+"/metrics"), builderFamilies(t)...)
+	got = append(got, rolloutFamilies(t)...)
 	slices.Sort(got)
 	text := "# The agent's metric families (name, type, label names) as a deployed agent's /metrics\n" +
-		"# shows them (avalanche_release_age_seconds and avalanche_substituted_bytes_total: builder mode only);\n" +
+		"# shows them (avalanche_release_age_seconds and avalanche_substituted_bytes_total: builder mode only;\n" +
+		"# avalanche_rollout_held_seconds: hosts with a rollout gate only);\n" +
 		"# the cluster's alert rules and dashboard may name only these.\n" +
 		"# Written by: go test ./agent/internal/cli -run TestMetricNames -update-metric-names\n" +
 		strings.Join(got, "\n") + "\n"
@@ -77,6 +80,24 @@ func builderFamilies(t *testing.T) []string {
 	}
 	if len(out) != 2 {
 		t.Fatalf("builder-mode families = %q; want avalanche_release_age_seconds and avalanche_substituted_bytes_total", out)
+	}
+	return out
+}
+
+// rolloutFamilies are the families only a host with a rollout gate has.
+func rolloutFamilies(t *testing.T) []string {
+	m := metrics.New("test")
+	m.NewRollout().Update(status.Status{Rollout: &rollout.Decision{Verdict: rollout.Waiting, HeldSince: time.Now()}})
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	var out []string
+	for _, f := range scrapeFamilies(t, srv.URL) {
+		if strings.HasPrefix(f, "avalanche_rollout_") {
+			out = append(out, f)
+		}
+	}
+	if len(out) != 1 {
+		t.Fatalf("rollout gate families = %q; want avalanche_rollout_held_seconds", out)
 	}
 	return out
 }

@@ -72,8 +72,10 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 		d.SelfPath = exe
 	}
 	rep := wireForge(d, c)
+	reconfigureGate := wireGate(d, c)
 	d.SetBuilderMode(src, reportRelease(rel, rep))
 	d.OnReload = func(nc *config.Config) {
+		reconfigureGate(nc)
 		repo := NewRepo(nc)
 		src, rel, err := BuilderMode(nc, nix, repo)
 		if err != nil {

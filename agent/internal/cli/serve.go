@@ -58,6 +58,10 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 			d.Hooks.Substituted = b.ObserveSubstituted
 			d.Hooks.Pass = func(s status.Status) { m.Update(s); b.Update(s) }
 		}
+		if c.Rollout.Gated() {
+			r, pass := m.NewRollout(), d.Hooks.Pass
+			d.Hooks.Pass = func(s status.Status) { pass(s); r.Update(s) }
+		}
 		mux(c.Metrics.Listen).Handle("GET /metrics", m.Handler())
 	}
 	if c.StatusListen != "" {

@@ -47,6 +47,7 @@ type Config struct {
 	Log          Log        `json:"log"`
 	Builder      Builder    `json:"builder"`
 	Report       Report     `json:"report"`
+	Rollout      Rollout    `json:"rollout"`
 	Path         string     `json:"-"` // file the config was loaded from
 }
 

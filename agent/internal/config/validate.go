@@ -110,6 +110,7 @@ func (c *Config) problems() []error {
 	errs = append(errs, c.Secrets.validate()...)
 	errs = append(errs, c.validateBuilder()...)
 	errs = append(errs, c.Report.Forge.validate(c.Repository.URL)...)
+	errs = append(errs, c.validateRollout()...)
 	if c.ExitNode.Enable && c.ExitNode.AuthKeyFile == "" {
 		bad("exitNode.enable needs exitNode.authKeyFile")
 	}

@@ -67,6 +67,7 @@ func (d *Daemon) Status() status.Status {
 		s.State = status.Suspended
 	}
 	s.RebootNeeded, s.RebootReasons = rebootNeeded(c)
+	s.Rollout = d.gateView()
 	if d.extra != nil {
 		d.extra(&s)
 	}

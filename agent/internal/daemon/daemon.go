@@ -59,6 +59,9 @@ type Daemon struct {
 	// Builder, when set (builder.enable), releases each verified main
 	// commit for the fleet before this host deploys it.
 	Builder Releaser
+	// Gate, when set (rollout.wave), holds main commits until the
+	// earlier waves ran them (gate.go).
+	Gate    Gate
 	Notify  *notify.Notifier
 	Version string
 	// Now returns the wall-clock time, for people; tests replace it.

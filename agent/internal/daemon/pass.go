@@ -86,6 +86,9 @@ func (d *Daemon) pass(ctx context.Context, force bool) passResult {
 	if deployed != nil && deployed.Commit == t.commit && !force {
 		reason = "drift"
 	}
+	if held := d.gate(ctx, t, reason); held != nil {
+		return *held
+	}
 	t, wait := d.sourceOf(ctx, t, reason, heads)
 	if wait != nil {
 		return *wait

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 )
 
@@ -65,6 +66,8 @@ type Row struct {
 	// Refused lists the commits the host will not deploy again: they
 	// failed or rolled back there.
 	Refused []string `json:"refused,omitempty"`
+	// Rollout is the host's rollout gate decision (rollout.wave only).
+	Rollout *rollout.Decision `json:"rollout,omitempty"`
 }
 
 // Query asks every host for its status at once, each within o.Timeout. Every
@@ -148,6 +151,7 @@ func queryHost(ctx context.Context, h Host, o Options) (Row, *status.Builder) {
 	if s.Deployed != nil {
 		row.Commit = s.Deployed.Commit
 	}
+	row.Rollout = s.Rollout
 	for _, b := range s.Refused {
 		row.Refused = append(row.Refused, b.Commit)
 	}

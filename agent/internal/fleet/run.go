@@ -72,7 +72,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return writeJSON(stdout, rows)
 	}
-	return WriteTable(stdout, rows)
+	if err := WriteTable(stdout, rows); err != nil {
+		return err
+	}
+	WriteRollout(stdout, rows, rolloutCommit(rows, o.MainCommit))
+	return nil
 }
 
 func loadHosts(ctx context.Context, repo, hostsFile string) ([]Host, error) {

@@ -6,6 +6,7 @@ package status
 import (
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 )
 
@@ -65,6 +66,8 @@ type Status struct {
 	Builder *Builder `json:"builder,omitempty"`
 	// Forge is the commit-status reporter's view (report.forge only).
 	Forge *Forge `json:"forge,omitempty"`
+	// Rollout is the rollout gate's last decision (rollout.wave only).
+	Rollout *rollout.Decision `json:"rollout,omitempty"`
 }
 
 // Flight is a deployment in progress: which step it is at.

@@ -5,7 +5,10 @@
 // "Bearer …"); 201 with the created CommitStatus; 401 for a missing or
 // wrong token, 403 for a token without the write:repository scope, 404
 // for an unknown repository or commit, 422 for an invalid body, 405 for
-// another method. Commits are looked up in a real git repository. Tests can
+// another method; and GET /api/v1/repos/{owner}/{repo}/commits/{sha}/status,
+// the combined status (the latest status of each context, newest first,
+// paged by page and limit, with the worst state), which any valid token
+// may read (combined.go). Commits are looked up in a real git repository. Tests can
 // make it answer 5xx, or stop listening and come back on the same address.
 package forgetest
 
@@ -178,6 +181,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(body, &peek)
 	if code := s.injected(peek.State); code != 0 {
 		s.apiError(w, code, "injected failure")
+		return
+	}
+	if owner, repo, sha, ok := combinedRoute(r.URL.Path); ok {
+		s.combined(w, r, owner+"/"+repo, sha)
 		return
 	}
 	owner, repo, sha, ok := statusRoute(r.URL.Path)
