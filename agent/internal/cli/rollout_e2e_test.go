@@ -145,6 +145,17 @@ func TestRolloutWaves(t *testing.T) {
 		}
 		return true
 	})
+	// Both canaries try the bad commit; one failure is enough to stop the
+	// gate, so wait for the other's verdict before reading the view.
+	waitFor(t, 2*time.Minute, func() bool {
+		failed := 0
+		for _, r := range fake.Received() {
+			if r.SHA == c2 && rolloutWaves[strings.TrimPrefix(r.Status.Context, "avalanche/")] == 0 && r.Status.State == forge.Failure {
+				failed++
+			}
+		}
+		return failed >= 2
+	})
 	time.Sleep(2 * rolloutSoak) // time enough for a wrongly opened gate to start
 	s := fleet.status(t, "wave2-a")
 	if by := s.Rollout.By; !strings.HasPrefix(by, "canary-") || !strings.Contains(s.Rollout.Reason, "rolled back") {
