@@ -38,10 +38,10 @@ var errUpToDate = errors.New("up to date")
 func (d *Daemon) steps() []step {
 	return []step{
 		{name: journal.StepEvaluate, run: d.evaluate},
-		{name: journal.StepBuild, run: d.build},
+		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
 		{name: journal.StepSecrets, run: d.installSecrets},
 		{name: journal.StepProfile, run: d.setProfile},
-		{name: journal.StepSwitch, intent: d.switchIntent, run: d.switchTo},
+		{name: journal.StepSwitch, intent: d.switchIntent, run: thenDurable(d.switchTo, d.syncActivation)},
 		{name: journal.StepConfirm, intent: d.confirmIntent, run: d.confirm},
 	}
 }
