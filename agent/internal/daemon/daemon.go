@@ -101,6 +101,10 @@ type Daemon struct {
 	subst *status.Substitution
 	// released is the last commit the builder role released.
 	released string
+	// unclean is set when the previous boot ended without the agent
+	// stopping (storecheck.go); storeLine is the last store check's line.
+	unclean   bool
+	storeLine string
 }
 
 // Hooks are optional observers called by the daemon.
@@ -179,10 +183,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
+	d.checkStoreAtStart(ctx)
 	d.installCurrentSecrets(ctx)
 	d.Notify.Ready()
 	d.loop(ctx)
 	d.Notify.Stopping()
+	defer d.markStopped()
 	cancel()
 	<-bg
 	if err := <-errc; err != nil {

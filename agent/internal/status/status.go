@@ -57,6 +57,9 @@ type Status struct {
 	Builder *Builder `json:"builder,omitempty"`
 	// Forge is the commit-status reporter's view (report.forge only).
 	Forge *Forge `json:"forge,omitempty"`
+	// Store is the last check of the Nix store after an unclean shutdown,
+	// when it found damage ("store damaged after …: N paths, repaired").
+	Store string `json:"store,omitempty"`
 }
 
 // Flight is a deployment in progress: which step it is at.

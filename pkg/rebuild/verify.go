@@ -1,0 +1,99 @@
+package rebuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// modifiedRe matches Nix's report of a store path whose contents no longer
+// hash to what it recorded (Nix 2.8 and later say it the same way).
+var modifiedRe = regexp.MustCompile(`path '(/[^']+)' was modified!`)
+
+// Verify checks each path's contents against the hash Nix recorded when it
+// registered the path (`nix-store --verify-path`), reading every byte of
+// them, and returns the paths that differ: what a power cut leaves when
+// Nix had registered a path whose files never reached the disk. It runs
+// in the idle I/O class when ionice is installed, so a host keeps serving
+// while it reads.
+func (n *Nix) Verify(ctx context.Context, paths []string) ([]string, error) {
+	var damaged []string
+	for batch := range slices.Chunk(paths, argBatch) {
+		var stderr bytes.Buffer
+		c := idleIO(n.nixCommand("nix-store", append([]string{"--verify-path"}, batch...)...))
+		c.stderr = &stderr
+		err := c.run(ctx)
+		found := modifiedRe.FindAllSubmatch(stderr.Bytes(), -1)
+		for _, m := range found {
+			damaged = append(damaged, string(m[1]))
+		}
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || !errors.As(err, &exit):
+			return damaged, fmt.Errorf("verifying store paths: %w", err)
+		case len(found) == 0:
+			// Failed without naming a path: a path whose files are gone
+			// entirely. Ask one path at a time which.
+			for _, p := range batch {
+				if n.verifyOne(ctx, p) != nil {
+					damaged = append(damaged, p)
+				}
+			}
+		}
+	}
+	return damaged, nil
+}
+
+func (n *Nix) verifyOne(ctx context.Context, path string) error {
+	return idleIO(n.nixCommand("nix-store", "--verify-path", path)).run(ctx)
+}
+
+// idleIO runs c in the idle I/O scheduling class when ionice exists.
+func idleIO(c command) command {
+	if p, err := exec.LookPath("ionice"); err == nil {
+		c.argv = append([]string{p, "-c", "3"}, c.argv...)
+	}
+	return c
+}
+
+// RepairPath rewrites a damaged store path (`nix-store --repair-path`):
+// substituted again from the substituters that args name (a builder-mode
+// host's fleet cache), or rebuilt from its derivation when it has one.
+func (n *Nix) RepairPath(ctx context.Context, path string, args ...string) error {
+	c := n.nixCommand("nix-store", append(append([]string{"--repair-path"}, args...), path)...)
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("repairing %s: %w", path, err)
+	}
+	return nil
+}
+
+// RepairBuild evaluates and builds a system again with --repair, which
+// rewrites every damaged path of its closure, sources copied into the store
+// at evaluation included (those have no derivation to rebuild them from).
+// Nix 2.8's `nix build` has no --repair; nix-instantiate and nix-store
+// have it in every version.
+func (n *Nix) RepairBuild(ctx context.Context, flakeRef, output string) error {
+	expr := "(builtins.getFlake " + nixQuote(flakeRef) + ")." + ToplevelAttr(output)
+	var stdout bytes.Buffer
+	c := n.nixCommand("nix-instantiate", "--repair", "--expr", expr)
+	c.stdout = &stdout
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("evaluating %s#%s with --repair: %w", flakeRef, output, err)
+	}
+	drv := strings.TrimSpace(stdout.String())
+	if err := n.nixCommand("nix-store", "--realise", "--repair", drv).run(ctx); err != nil {
+		return fmt.Errorf("rebuilding %s with --repair: %w", drv, err)
+	}
+	return nil
+}
+
+// nixQuote writes s as a Nix string literal.
+func nixQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`).Replace(s) + `"`
+}

@@ -1,0 +1,73 @@
+package rebuild_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
+)
+
+// damage empties a file of a store path, as a power cut after Nix
+// registered the path leaves it.
+func damage(t *testing.T, file string) {
+	t.Helper()
+	if err := os.Truncate(file, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVerifyAndRepair damages a built path (it has a derivation: rebuilt)
+// and a source copied into the store at evaluation (no derivation: only an
+// evaluation with --repair writes it again).
+func TestVerifyAndRepair(t *testing.T) {
+	n := newNix(t)
+	ctx := context.Background()
+	repo := nixtest.NewRepo(t, "main")
+	m := fmt.Sprintf("verify %d", time.Now().UnixNano())
+	opts := nixtest.FlakeOptions{Marker: m, Kernel: "kernel " + m, SecretsManifest: `{"file": "${./src.txt}"}`,
+		Files: map[string]string{"src.txt": "source " + m}}
+	s := commitSystem(t, n, repo, opts)
+	out, err := n.Build(ctx, s.ev, filepath.Join(t.TempDir(), "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closure, err := n.Closure(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.Verify(ctx, closure); err != nil || len(got) != 0 {
+		t.Fatalf("Verify(intact closure) = %q, %v; want none", got, err)
+	}
+	var src string
+	for _, p := range closure {
+		if filepath.Base(p)[33:] == "src.txt" {
+			src = p
+		}
+	}
+	damage(t, filepath.Join(out, "marker"))
+	damage(t, src)
+	got, err := n.Verify(ctx, closure)
+	slices.Sort(got)
+	want := []string{out, src}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Verify(damaged closure) = %q, %v; want %q", got, err, want)
+	}
+	if err := n.RepairPath(ctx, out); err != nil {
+		t.Fatalf("RepairPath(%s) = %v", out, err)
+	}
+	if err := n.RepairPath(ctx, src); err == nil {
+		t.Errorf("RepairPath(%s) = nil; a source with no substituter cannot be repaired so", src)
+	}
+	if err := n.RepairBuild(ctx, s.ref, "test"); err != nil {
+		t.Fatalf("RepairBuild = %v", err)
+	}
+	if got, err := n.Verify(ctx, closure); err != nil || len(got) != 0 {
+		t.Errorf("Verify(repaired closure) = %q, %v; want none", got, err)
+	}
+}
