@@ -19,8 +19,9 @@ var modifiedRe = regexp.MustCompile(`path '(/[^']+)' was modified!`)
 // registered the path (`nix-store --verify-path`), reading every byte of
 // them, and returns the paths that differ: what a power cut leaves when
 // Nix had registered a path whose files never reached the disk. It runs
-// in the idle I/O class when ionice is installed, so a host keeps serving
-// while it reads.
+// at the lowest best-effort I/O priority when ionice is installed, so a
+// host keeps serving while it reads (not the idle class: a busy disk
+// would starve it without bound).
 func (n *Nix) Verify(ctx context.Context, paths []string) ([]string, error) {
 	var damaged []string
 	for batch := range slices.Chunk(paths, argBatch) {
@@ -54,10 +55,10 @@ func (n *Nix) verifyOne(ctx context.Context, path string) error {
 	return idleIO(n.nixCommand("nix-store", "--verify-path", path)).run(ctx)
 }
 
-// idleIO runs c in the idle I/O scheduling class when ionice exists.
+// idleIO runs c at the lowest best-effort I/O priority when ionice exists.
 func idleIO(c command) command {
 	if p, err := exec.LookPath("ionice"); err == nil {
-		c.argv = append([]string{p, "-c", "3"}, c.argv...)
+		c.argv = append([]string{p, "-c", "2", "-n", "7"}, c.argv...)
 	}
 	return c
 }
