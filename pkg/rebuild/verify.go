@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -97,4 +100,42 @@ func (n *Nix) RepairBuild(ctx context.Context, flakeRef, output string) error {
 // nixQuote writes s as a Nix string literal.
 func nixQuote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`).Replace(s) + `"`
+}
+
+// CacheDir is Nix's cache directory for the commands n runs:
+// $XDG_CACHE_HOME/nix, else $HOME/.cache/nix (n.Env first).
+func (n *Nix) CacheDir() string {
+	env := map[string]string{"XDG_CACHE_HOME": os.Getenv("XDG_CACHE_HOME"), "HOME": os.Getenv("HOME")}
+	for _, kv := range n.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if env["HOME"] == "" { // a service without $HOME: Nix asks the password database
+		if u, err := user.Current(); err == nil {
+			env["HOME"] = u.HomeDir
+		}
+	}
+	switch {
+	case env["XDG_CACHE_HOME"] != "":
+		return filepath.Join(env["XDG_CACHE_HOME"], "nix")
+	case env["HOME"] != "":
+		return filepath.Join(env["HOME"], ".cache", "nix")
+	}
+	return ""
+}
+
+// ClearCache removes Nix's cache directory: the git copies its fetchers
+// keep and its evaluation caches. Nix writes them without syncing, so a
+// power cut can leave an empty object that Nix reads as the commit being
+// broken; everything in it is fetched or computed again.
+func (n *Nix) ClearCache() error {
+	dir := n.CacheDir()
+	if dir == "" {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clearing Nix's cache: %w", err)
+	}
+	return nil
 }

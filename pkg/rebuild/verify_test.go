@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
 
@@ -69,5 +70,24 @@ func TestVerifyAndRepair(t *testing.T) {
 	}
 	if got, err := n.Verify(ctx, closure); err != nil || len(got) != 0 {
 		t.Errorf("Verify(repaired closure) = %q, %v; want none", got, err)
+	}
+}
+
+func TestCacheDir(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "/home/agent")
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{nil, "/home/agent/.cache/nix"},
+		{[]string{"XDG_CACHE_HOME=/var/cache/agent"}, "/var/cache/agent/nix"},
+		{[]string{"HOME=/root"}, "/root/.cache/nix"},
+	}
+	for _, tt := range tests {
+		n := &rebuild.Nix{Env: tt.env}
+		if got := n.CacheDir(); got != tt.want {
+			t.Errorf("Nix{Env: %q}.CacheDir() = %q; want %q", tt.env, got, tt.want)
+		}
 	}
 }

@@ -45,6 +45,7 @@ type storeRepairer interface {
 	Verify(ctx context.Context, paths []string) ([]string, error)
 	RepairPath(ctx context.Context, path string, args ...string) error
 	RepairBuild(ctx context.Context, flakeRef, output string) error
+	ClearCache() error
 }
 
 // bootID identifies this boot of the machine.
@@ -105,6 +106,13 @@ func (d *Daemon) runningFilesEmpty() bool {
 func (d *Daemon) checkStoreAtStart(ctx context.Context) {
 	switch {
 	case d.unclean:
+		// Nix's own git copies of fetched commits are written without
+		// syncing either; they are a cache, so they go.
+		if nix, ok := d.Nix.(storeRepairer); ok {
+			if err := nix.ClearCache(); err != nil {
+				d.Log.Warn().Err(err).Str("phase", "store").Msg("clearing Nix's cache after an unclean shutdown")
+			}
+		}
 		d.checkStore(ctx, "an unclean shutdown")
 	case d.runningFilesEmpty():
 		d.checkStore(ctx, "the running system's files read empty")
@@ -120,7 +128,9 @@ func (d *Daemon) storeSystems() []string {
 		paths = append(paths, dep.StorePath)
 	}
 	if f := d.flight; f != nil {
-		paths = append(paths, f.StorePath, f.PreviousSystem)
+		// The derivation's closure holds the sources evaluation copied
+		// into the store (the secrets' sops files) and what a rebuild needs.
+		paths = append(paths, f.StorePath, f.DrvPath, f.PreviousSystem)
 	}
 	d.mu.Unlock()
 	var out []string
