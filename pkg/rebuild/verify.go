@@ -15,8 +15,9 @@ import (
 )
 
 // modifiedRe matches Nix's report of a store path whose contents no longer
-// hash to what it recorded (Nix 2.8 and later say it the same way).
-var modifiedRe = regexp.MustCompile(`path '(/[^']+)' was modified!`)
+// hash to what it recorded (Nix 2.8 and later say it the same way; older
+// ones quoted with ‘’). A failure it does not match is asked path by path.
+var modifiedRe = regexp.MustCompile("path ['‘`](/[^'’]+)['’] was modified!")
 
 // Verify checks each path's contents against the hash Nix recorded when it
 // registered the path (`nix-store --verify-path`), reading every byte of
