@@ -195,7 +195,7 @@ func (d *Daemon) checkStore(ctx context.Context, why string) {
 	d.storeLine = msg
 	d.mu.Unlock()
 	d.storeResult(nil, "repaired", start)
-	d.reactivate(ctx, closure, damaged)
+	d.reactivate(ctx, damaged)
 }
 
 // repairStore repairs damaged paths and returns those still damaged:
@@ -244,7 +244,7 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 // reactivate runs the running system's activation again and reinstalls
 // its secrets when a damaged path was part of it: what it wrote at boot
 // came from empty files.
-func (d *Daemon) reactivate(ctx context.Context, closure, damaged []string) {
+func (d *Daemon) reactivate(ctx context.Context, damaged []string) {
 	cur := resolve(d.Config.Deploy.CurrentSystem)
 	if cur == "" {
 		return
