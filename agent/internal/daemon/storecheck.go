@@ -218,9 +218,9 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 		return nil
 	}
 	d.mu.Lock()
-	var commits [][2]string // commit, branch
+	var commits [][2]string // commit, branch; a builder-mode host never evaluates
 	for _, dep := range []*state.Deployment{d.st.Deployed, d.st.Base} {
-		if dep != nil && dep.Commit != "" {
+		if dep != nil && dep.Commit != "" && dep.Source != config.SourceBuilder {
 			commits = append(commits, [2]string{dep.Commit, dep.Branch})
 		}
 	}
@@ -228,6 +228,13 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 		commits = append(commits, [2]string{f.Commit, f.Branch})
 	}
 	d.mu.Unlock()
+	if len(commits) > 0 && d.Git != nil {
+		// The same cut may have damaged the agent's git copy, which the
+		// evaluation reads: a fetch checks it and clones it again if so.
+		if _, err := d.Git.Fetch(ctx); err != nil {
+			d.Log.Warn().Err(err).Str("phase", "store").Msg("fetching before repairing by evaluating again")
+		}
+	}
 	for _, c := range commits {
 		ref := rebuild.FlakeRef(d.Config.RepoDir(), c[1], c[0])
 		if err := nix.RepairBuild(ctx, ref, d.Config.FlakeOutput); err != nil {
