@@ -140,3 +140,12 @@ func (n *Nix) ClearCache() error {
 	}
 	return nil
 }
+
+// Delete removes a store path that nothing refers to and no GC root holds
+// (`nix-store --delete`): Nix makes it again when it is next needed.
+func (n *Nix) Delete(ctx context.Context, path string) error {
+	if err := n.nixCommand("nix-store", "--delete", path).run(ctx); err != nil {
+		return fmt.Errorf("deleting %s: %w", path, err)
+	}
+	return nil
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +91,34 @@ func TestCacheDir(t *testing.T) {
 		if got := n.CacheDir(); got != tt.want {
 			t.Errorf("Nix{Env: %q}.CacheDir() = %q; want %q", tt.env, got, tt.want)
 		}
+	}
+}
+
+// TestDeleteDamagedUnreferenced: a damaged path nothing refers to (a
+// source evaluation copied) is deleted, so Nix copies it again; one that a
+// valid path refers to stays.
+func TestDeleteDamagedUnreferenced(t *testing.T) {
+	n := newNix(t)
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src.txt")
+	os.WriteFile(src, []byte(fmt.Sprintf("unreferenced %d", time.Now().UnixNano())), 0o644)
+	out, err := exec.Command("nix-store", "--add", src).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.TrimSpace(string(out))
+	damage(t, p)
+	if err := n.Delete(ctx, p); err != nil {
+		t.Fatalf("Delete(%s) = %v", p, err)
+	}
+	if _, err := os.Lstat(p); err == nil {
+		t.Errorf("%s still exists", p)
+	}
+	repo := nixtest.NewRepo(t, "main")
+	m := fmt.Sprintf("referenced %d", time.Now().UnixNano())
+	built := buildSystem(t, n, repo, nixtest.FlakeOptions{Marker: m, Kernel: "kernel " + m})
+	kernel, _ := os.Readlink(filepath.Join(built, "kernel"))
+	if err := n.Delete(ctx, kernel); err == nil {
+		t.Errorf("Delete(%s) = nil; the system refers to it", kernel)
 	}
 }

@@ -37,7 +37,7 @@ var errUpToDate = errors.New("up to date")
 // steps are a deployment's steps, in order.
 func (d *Daemon) steps() []step {
 	return []step{
-		{name: journal.StepEvaluate, run: d.evaluate},
+		{name: journal.StepEvaluate, run: thenDurable(d.evaluate, d.syncEvaluation)},
 		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
 		{name: journal.StepSecrets, run: d.installSecrets},
 		{name: journal.StepProfile, run: d.setProfile},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
@@ -49,6 +50,17 @@ func (d *Daemon) syncClosure(ctx context.Context, f *journal.Flight) error {
 		paths = append(paths, closure...)
 	}
 	return d.syncfs(f, journal.StepBuild, start, paths)
+}
+
+// syncEvaluation flushes what evaluation wrote to the store: the flake's
+// source tree and the sources it copied, which no closure lists and no
+// --repair rewrites (a damaged one fails the next evaluation, as if the
+// commit were broken), and the derivations.
+func (d *Daemon) syncEvaluation(_ context.Context, f *journal.Flight) error {
+	if f.Source == config.SourceBuilder {
+		return nil // nothing was evaluated here
+	}
+	return d.syncfs(f, journal.StepEvaluate, d.now(), []string{f.DrvPath, rebuild.DBDir})
 }
 
 // syncActivation flushes what activation wrote besides the store: the

@@ -46,6 +46,7 @@ type storeRepairer interface {
 	RepairPath(ctx context.Context, path string, args ...string) error
 	RepairBuild(ctx context.Context, flakeRef, output string) error
 	ClearCache() error
+	Delete(ctx context.Context, path string) error
 }
 
 // bootID identifies this boot of the machine.
@@ -245,7 +246,15 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 	if err != nil {
 		return damaged
 	}
-	return left
+	// What nothing refers to (a derivation or source of a deployment that
+	// was cut short) goes: Nix makes it again when it is next needed.
+	var kept []string
+	for _, p := range left {
+		if nix.Delete(ctx, p) != nil {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 // reactivate runs the running system's activation again and reinstalls
