@@ -62,6 +62,10 @@ var bootID = func() string {
 // was in the page cache. An agent killed within the same boot lost nothing.
 func (d *Daemon) markStarted() (unclean bool) {
 	path := filepath.Join(d.Config.StateDir, runRecordFile)
+	stale, _ := filepath.Glob(filepath.Join(d.Config.StateDir, "."+runRecordFile+".tmp-*")) // a write a kill cut short
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	var prev runRecord
 	b, err := os.ReadFile(path)
 	switch {
