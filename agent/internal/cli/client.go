@@ -128,6 +128,9 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	if in := s.Interrupted; in != nil {
 		fmt.Fprintf(tw, "  interrupted\t%s at %s (%s): %s\n", shortC(in.Commit), in.Step, ago(now, in.Time), in.Resolution)
 	}
+	if s.Store != "" {
+		fmt.Fprintf(tw, "  store\t%s\n", s.Store)
+	}
 	reboot := "not needed"
 	if s.RebootNeeded {
 		reboot = "NEEDED: " + strings.Join(s.RebootReasons, ", ") + " changed"

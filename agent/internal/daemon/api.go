@@ -29,6 +29,7 @@ func (d *Daemon) Status() status.Status {
 		Suspended:     d.st.Suspended,
 		Fetched:       d.fetched,
 		LastError:     d.lastErr,
+		Store:         d.storeLine,
 		Failure:       d.st.LastError,
 		NextPoll:      d.nextPoll,
 		Passes:        d.passes,

@@ -109,6 +109,10 @@ type Daemon struct {
 	// released is the last commit the builder role released, and
 	// releasedAt the release branch's head then.
 	released, releasedAt string
+	// unclean is set when the previous boot ended without the agent
+	// stopping (storecheck.go); storeLine is the last store check's line.
+	unclean   bool
+	storeLine string
 }
 
 // Hooks are optional observers called by the daemon.
@@ -190,6 +194,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
+	d.checkStoreAtStart(ctx)
 	d.installCurrentSecrets(ctx)
 	d.Notify.Ready()
 	d.setPhase(status.Starting, "recovering and fetching")
@@ -197,6 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if stopWatch() {
 		d.stop() // leaving for another reason (a new agent binary)
 	}
+	defer d.markStopped() // a clean stop, for the next start's store check
 	cancel()
 	<-bg
 	if err := <-errc; err != nil {

@@ -38,11 +38,11 @@ var errUpToDate = errors.New("up to date")
 // steps are a deployment's steps, in order.
 func (d *Daemon) steps() []step {
 	return []step{
-		{name: journal.StepEvaluate, run: d.evaluate},
-		{name: journal.StepBuild, run: d.build},
+		{name: journal.StepEvaluate, run: thenDurable(d.evaluate, d.syncEvaluation)},
+		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
 		{name: journal.StepSecrets, run: d.installSecrets},
 		{name: journal.StepProfile, run: d.setProfile},
-		{name: journal.StepSwitch, intent: d.switchIntent, run: d.switchTo},
+		{name: journal.StepSwitch, intent: d.switchIntent, run: thenDurable(d.switchTo, d.syncActivation)},
 		{name: journal.StepConfirm, intent: d.confirmIntent, run: d.confirm},
 	}
 }

@@ -40,6 +40,9 @@ func (d *Daemon) rollback(ctx context.Context, f *journal.Flight, cause error) p
 	// A stop does not cut a rollback short: the host would be left
 	// between two systems. systemd's stop timeout bounds it.
 	err := d.undo(context.WithoutCancel(ctx), f, orphanBy)
+	if err == nil {
+		err = d.syncActivation(ctx, f) // the previous generation, durable before done
+	}
 	event := journal.Done
 	if err != nil {
 		f.RollbackError, event = err.Error(), journal.Failed

@@ -42,6 +42,7 @@ func (d *Daemon) prepare() error {
 		lock.Unlock()
 		return err
 	}
+	d.unclean = d.markStarted()
 	d.cleanUp()
 	return nil
 }

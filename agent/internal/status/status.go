@@ -68,6 +68,9 @@ type Status struct {
 	Forge *Forge `json:"forge,omitempty"`
 	// Rollout is the rollout gate's last decision (rollout.wave only).
 	Rollout *rollout.Decision `json:"rollout,omitempty"`
+	// Store is the last check of the Nix store after an unclean shutdown,
+	// when it found damage ("store damaged after …: N paths, repaired").
+	Store string `json:"store,omitempty"`
 }
 
 // Flight is a deployment in progress: which step it is at.
