@@ -40,6 +40,8 @@ spec:
 			"set SyncOption SkipDryRunOnMissingResource=true"},
 		{"Secret from a later wave", one(infra+"external-secrets.yaml", `sync-wave: "-3"`, `sync-wave: "2"`),
 			"reads from ClusterSecretStore bitwarden, which arrives in wave 2"},
+		{"K1: cluster-scoped Application without a destination namespace", one(infra+"security.yaml", "    namespace: kube-system\n", ""),
+			"Application security: no destination namespace"},
 	})
 }
 
