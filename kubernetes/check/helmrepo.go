@@ -52,13 +52,19 @@ func WriteHelmRepo(upstreamDir, repoURL, dir, baseURL string) error {
 }
 
 // withoutMissing returns a shallow copy of c whose metadata no longer lists
-// the subcharts that are not vendored.
+// the subcharts that are not vendored: those of p.Missing, and those that
+// the values disable and were never vendored (`helm template` checks every
+// listed subchart is present, enabled or not).
 func withoutMissing(c *chart.Chart, p ChartPin) *chart.Chart {
 	cc := *c
 	md := *c.Metadata
 	md.Dependencies = nil
+	have := map[string]bool{}
+	for _, d := range c.Dependencies() {
+		have[d.Name()] = true
+	}
 	for _, d := range c.Metadata.Dependencies {
-		if _, missing := p.Missing[d.Name]; !missing {
+		if _, missing := p.Missing[d.Name]; !missing && have[d.Name] {
 			md.Dependencies = append(md.Dependencies, d)
 		}
 	}
@@ -67,7 +73,7 @@ func withoutMissing(c *chart.Chart, p ChartPin) *chart.Chart {
 		l := *c.Lock
 		l.Dependencies = nil
 		for _, d := range c.Lock.Dependencies {
-			if _, missing := p.Missing[d.Name]; !missing {
+			if _, missing := p.Missing[d.Name]; !missing && have[d.Name] {
 				l.Dependencies = append(l.Dependencies, d)
 			}
 		}

@@ -183,6 +183,9 @@ var notReadyAtFirst = map[string]string{
 	"external-secrets.io/ExternalSecret":     "until its store is ready",
 	"cert-manager.io/ClusterIssuer":          "while step-ca is unreachable",
 	"cert-manager.io/Issuer":                 "until its CA Certificate is issued",
+	// Not a Ready condition: Established, set by the API server a moment
+	// after the CRD is created (NamesAccepted=False is still Degraded).
+	"apiextensions.k8s.io/CustomResourceDefinition": "until the API server has established it",
 }
 
 // transientHealth checks that argocd-cm overrides the health of each such
@@ -200,8 +203,8 @@ func (t *Tree) transientHealth(cm map[string]string) []error {
 		}
 		seen[gk] = true
 		key := "resource.customizations.health." + group + "_" + o.Kind
-		if lua, ok := cm[key]; !ok || strings.Contains(lua, "Degraded") {
-			errs = append(errs, fmt.Errorf("%s: Ready=False %s is normal on a first sync, but ArgoCD's health check calls it Degraded, "+
+		if lua, ok := cm[key]; !ok || strings.Contains(lua, "Degraded") && !strings.Contains(lua, "Established") {
+			errs = append(errs, fmt.Errorf("%s: not ready %s is normal on a first sync, but ArgoCD's health check calls it Degraded, "+
 				"which fails the root's sync until its retries run out: argocd-cm needs %s answering Progressing", o, why, key))
 		}
 	}
