@@ -40,6 +40,14 @@ spec:
 			"set SyncOption SkipDryRunOnMissingResource=true"},
 		{"Secret from a later wave", one(infra+"external-secrets.yaml", `sync-wave: "-3"`, `sync-wave: "2"`),
 			"reads from ClusterSecretStore bitwarden, which arrives in wave 2"},
+		{"K5: ClusterIssuer health Degraded while step-ca is unreachable", one(base+"infra/argocd/argocd-cm.yaml",
+			"  resource.customizations.health.cert-manager.io_ClusterIssuer: |\n", "  resource.customizations.health.cert-manager.io_ClusterIssuerX: |\n"),
+			"argocd-cm needs resource.customizations.health.cert-manager.io_ClusterIssuer"},
+		{"CRD Degraded until established", one(base+"infra/argocd/argocd-cm.yaml",
+			"  resource.customizations.health.apiextensions.k8s.io_CustomResourceDefinition: |\n", "  resource.customizations.health.apiextensions.k8s.io_CustomResourceDefinitionX: |\n"),
+			"argocd-cm needs resource.customizations.health.apiextensions.k8s.io_CustomResourceDefinition"},
+		{"K1: cluster-scoped Application without a destination namespace", one(infra+"security.yaml", "    namespace: kube-system\n", ""),
+			"Application security: no destination namespace"},
 	})
 }
 

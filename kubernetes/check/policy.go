@@ -100,23 +100,41 @@ func projectAllows(a *App, p *AppProject) []error {
 			errs = append(errs, fmt.Errorf("Application %s: source %s is not in AppProject %s's sourceRepos", name, s.RepoURL, p.Metadata.Name))
 		}
 	}
-	namespaces := map[string]bool{a.Spec.Destination.Namespace: true}
-	for _, o := range a.Objects {
-		if o.Namespace != "" {
-			namespaces[o.Namespace] = true
-		}
-	}
-	for ns := range namespaces {
-		if ns != "" && !destinationAllowed(p, a.Spec.Destination.Server, ns) {
-			errs = append(errs, fmt.Errorf("Application %s: namespace %s is not a destination of AppProject %s", name, ns, p.Metadata.Name))
-		}
-	}
+	errs = append(errs, destinationErrors(a, p)...)
 	for _, d := range p.Spec.Destinations {
 		if d.Namespace == "*" {
 			errs = append(errs, fmt.Errorf("AppProject %s: destination namespace \"*\" allows every namespace", p.Metadata.Name))
 		}
 	}
 	return append(errs, clusterKindErrors(a, p)...)
+}
+
+// destinationErrors checks the Application's destination and the
+// namespace of each object against the project. The destination namespace is
+// checked even when empty: ArgoCD matches "" against each destination of the
+// project like any namespace (argo-cd#11510), so an Application of only
+// cluster-scoped objects without one is an InvalidSpecError unless the
+// project allows every namespace.
+func destinationErrors(a *App, p *AppProject) []error {
+	var errs []error
+	server, dest := a.Spec.Destination.Server, a.Spec.Destination.Namespace
+	if dest == "" && !destinationAllowed(p, server, dest) {
+		errs = append(errs, fmt.Errorf("Application %s: no destination namespace, and AppProject %s permits none that matches the empty one: "+
+			"ArgoCD marks it InvalidSpecError (argo-cd#11510), its health stays Unknown and the parent's wave %d waits forever; set destination.namespace",
+			a.Metadata.Name, p.Metadata.Name, a.Wave))
+	}
+	namespaces := map[string]bool{dest: dest != ""}
+	for _, o := range a.Objects {
+		if o.Namespace != "" {
+			namespaces[o.Namespace] = true
+		}
+	}
+	for ns, check := range namespaces {
+		if check && !destinationAllowed(p, server, ns) {
+			errs = append(errs, fmt.Errorf("Application %s: namespace %s is not a destination of AppProject %s", a.Metadata.Name, ns, p.Metadata.Name))
+		}
+	}
+	return errs
 }
 
 func destinationAllowed(p *AppProject, server, ns string) bool {
