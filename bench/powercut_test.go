@@ -173,15 +173,17 @@ func (r *cutRun) inject(phase string) {
 		r.settle(what)
 		time.Sleep(rand.N(afterWindow))
 	case "recovery":
-		r.waitFailpoint(what, "activate", from)
-		time.Sleep(rand.N(r.work["activate"] + time.Millisecond))
+		if r.waitFailpoint(what, "activate", from) {
+			time.Sleep(rand.N(r.work["activate"] + time.Millisecond))
+		}
 		r.vm.cut()
 		from = r.vm.consoleSize()
 		r.vm.boot()
 		fallthrough
 	default:
-		r.waitFailpoint(what, phase, from)
-		time.Sleep(rand.N(r.work[phase] + time.Millisecond))
+		if r.waitFailpoint(what, phase, from) {
+			time.Sleep(rand.N(r.work[phase] + time.Millisecond))
+		}
 	}
 	landed := r.landed(from)
 	if phase == "recovery" && landed != "none" {
@@ -257,12 +259,23 @@ func (r *cutRun) calibrate(from int64) {
 	}
 }
 
-func (r *cutRun) waitFailpoint(what, name string, from int64) {
+// waitFailpoint waits until the agent passed the failpoint name. It
+// returns false when the guest ended on its own first (QEMU exited: a
+// guest kernel panic under TCG on a loaded machine, say): that is a power
+// cut nobody aimed, and the caller checks the invariants after it all
+// the same.
+func (r *cutRun) waitFailpoint(what, name string, from int64) bool {
 	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		for _, fp := range r.guestFailpoints(from) {
 			if fp.name == name {
-				return
+				return true
 			}
+		}
+		select {
+		case <-r.vm.done:
+			r.t.Logf("%s: the guest ended on its own before %s; its console:\n%s", what, name, tailFile(r.vm.console, 3000))
+			return false
+		default:
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("%s: the agent never reached %s\n%s", what, name, r.vm.consoleTail())

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -227,7 +226,7 @@ func (v *vm) cut() {
 	if v.proc == nil {
 		return
 	}
-	syscall.Kill(v.proc.Process.Pid, syscall.SIGKILL)
+	v.proc.Process.Kill() // safe once QEMU ended by itself: Wait has reaped it
 	<-v.done
 	v.proc = nil
 	if v.ctl != nil {
