@@ -36,21 +36,5 @@ in
   # it and tailscaled use must already be loaded, or the egress lock fails
   # (closed: the pod never starts). tun for tailscale0 (the sidecar's mknod
   # relies on CAP_MKNOD and runc's default rule for /dev/net/tun).
-  boot.kernelModules = [
-    "tun"
-    "ip_tables"
-    "ip6_tables"
-    "iptable_filter"
-    "ip6table_filter"
-    "iptable_nat"
-    "ip6table_nat"
-    "iptable_mangle"
-    "ip6table_mangle"
-    "xt_owner"
-    "xt_mark"
-    "xt_conntrack"
-    "xt_connmark"
-    "ipt_REJECT"
-    "ip6t_REJECT"
-  ];
+  boot.kernelModules = import ../lib/k3s-pod-kernel-modules.nix;
 }
