@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,19 @@ func startForgeHost(t *testing.T, dir, gitURL, forgeURL string) *forgeHost {
 		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
 			"repository": "fleet/avalanche"}},
 	}
+	cfg, stop := runHostDaemon(t, dir, c)
+	h := &forgeHost{cfg: cfg, stop: stop}
+	if _, err := waitPasses(context.Background(), h.client(), 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// runHostDaemon writes c as dir's config.json and runs an agent with it
+// in-process, its Nix pointed at the test store; stop (also run at the
+// test's end) stops it and may be called more than once.
+func runHostDaemon(t *testing.T, dir string, c map[string]any) (cfg *config.Config, stop func()) {
+	t.Helper()
 	b, _ := json.Marshal(c)
 	cfg, err := config.Load(writeFile(t, dir, "config.json", string(b)))
 	if err != nil {
@@ -61,13 +75,9 @@ func startForgeHost(t *testing.T, dir, gitURL, forgeURL string) *forgeHost {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	h := &forgeHost{cfg: cfg}
-	h.stop = func() { cancel(); <-done; h.stop = func() {} }
-	t.Cleanup(func() { h.stop() })
-	if _, err := waitPasses(ctx, h.client(), 1, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	return h
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return cfg, stop
 }
 
 func (h *forgeHost) client() *client.Client { return &client.Client{Socket: h.cfg.SocketPath()} }

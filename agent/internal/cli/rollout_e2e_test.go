@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -15,15 +14,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/client"
-	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	fleetpkg "github.com/avalanche-fleet/avalanche/agent/internal/fleet"
-	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
 	"github.com/avalanche-fleet/avalanche/pkg/forge"
 	"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
-	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
 
@@ -53,21 +49,7 @@ func startRolloutHost(t *testing.T, dir, name, gitURL, forgeURL string) *client.
 			"repository": "fleet/avalanche"}},
 		"rollout": map[string]any{"wave": rolloutWaves[name], "waves": rolloutWaves, "soak": rolloutSoak.String()},
 	}
-	b, _ := json.Marshal(c)
-	cfg, err := config.Load(writeFile(t, dir, "config.json", string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDaemon(cfg, testLog{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Nix.(*rebuild.Nix).Env = nixtest.Env(t)
-	d.Notify = &notify.Notifier{Send: func(string) (bool, error) { return false, nil }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	cfg, _ := runHostDaemon(t, dir, c)
 	return &client.Client{Socket: cfg.SocketPath()}
 }
 
