@@ -64,6 +64,8 @@ if out=$(git -C $st/repo.git fsck --no-dangling --no-progress 2>&1); then echo g
 else echo "gitfsck=$(printf '%s' "$out" | b64)"; fi
 echo "state=$(b64 <$st/state.json)"
 echo "journal=$(b64 <$st/journal)"
+echo "queue=$(b64 <$st/forge-queue.json 2>/dev/null)"
+echo "queueaside=$(ls $st/forge-queue.json.unreadable 2>/dev/null)"
 echo "switchlog=$(b64 </var/log/avalanche-switch.log)"
-echo "leftovers=$(ls -d /run/avalanche-agent/secrets.d/.tmp-* /run/secrets.tmp-* $st/.state.json.tmp-* 2>/dev/null | tr '\n' ' ')"
+echo "leftovers=$(ls -d /run/avalanche-agent/secrets.d/.tmp-* /run/secrets.tmp-* $st/.state.json.tmp-* $st/.forge-queue.json.tmp-* 2>/dev/null | tr '\n' ' ')"
 `

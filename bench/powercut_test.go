@@ -106,6 +106,7 @@ func newCutRun(t *testing.T) *cutRun {
 		"/avalanche/init":              writeTemp(t, dir, "init", guestInit, 0o755),
 		"/avalanche/check":             writeTemp(t, dir, "check", guestCheck, 0o755),
 		"/avalanche/config.json":       writeTemp(t, dir, "config.json", guestConfig(server.URL), 0o600),
+		"/avalanche/forge-token":       writeTemp(t, dir, "forge-token", "never-sent\n", 0o600),
 	}
 	r.vm = &vm{t: t, dir: dir, kernel: kernel, initrd: vmInitramfs(t, version), disk: vmDisk(t, dir, files),
 		console: filepath.Join(dir, "console.log"), ctlPath: filepath.Join(dir, "ctl.sock")}
@@ -130,6 +131,11 @@ func guestConfig(url string) string {
 			"healthChecks": []string{"! grep -q bad /run/current-system/marker"}},
 		"secrets": map[string]any{"dir": "/run/secrets", "ageKeyFiles": []string{"/avalanche/age.key"},
 			"helper": "/avalanche/avalanche-decrypt"},
+		// A forge nobody answers on the guest's loopback: every deployment
+		// event stays in the report queue, which is rewritten at each one,
+		// so the cuts land on it too.
+		"report": map[string]any{"forge": map[string]any{"url": "http://127.0.0.1:9", "tokenFile": "/avalanche/forge-token",
+			"repository": "fleet/avalanche"}},
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return string(b)
@@ -359,6 +365,12 @@ func (r *cutRun) check(what string) {
 		if l != "" && !json.Valid([]byte(l)) {
 			bad("journal line %d is damaged: %q", i+1, l)
 		}
+	}
+	if q := dec("queue"); q != "" && !json.Valid([]byte(q)) {
+		bad("the report queue is damaged: %q", q)
+	}
+	if c["queueaside"] != "" {
+		bad("the report queue was found unreadable and moved aside: %s", c["queueaside"])
 	}
 	if c["gitfsck"] != "ok" {
 		bad("the git copy is damaged: %s", dec("gitfsck"))

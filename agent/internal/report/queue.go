@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
@@ -103,4 +104,14 @@ func (q *queue) find(commit, context string) (entry, bool) {
 		}
 	}
 	return entry{}, false
+}
+
+// removeStaleTemps removes what a write of the queue at path that a kill or
+// a power cut interrupted left behind: the rename never happened, so the
+// queue itself is whole.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 }

@@ -84,6 +84,7 @@ func New(c *config.Config, log zerolog.Logger) (*Reporter, error) {
 		cl := &forge.Client{Endpoint: ep, Repository: f.Repository, Token: strings.TrimSpace(string(b)), UserAgent: "avalanche-agent"}
 		return cl.CreateStatus(ctx, sha, s)
 	}
+	removeStaleTemps(c.QueuePath())
 	q, err := loadQueue(c.QueuePath())
 	if err != nil {
 		aside := c.QueuePath() + ".unreadable"

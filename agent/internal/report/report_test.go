@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,6 +254,26 @@ func TestUnreadableQueue(t *testing.T) {
 	}
 	if b, err := os.ReadFile(w.cfg.QueuePath() + ".unreadable"); err != nil || string(b) != "{not json" {
 		t.Errorf("moved-aside queue = %q, %v; want the old file", b, err)
+	}
+}
+
+// A queue write that a kill or a power cut interrupted leaves a temporary
+// file beside the whole queue: the next start removes it.
+func TestStaleQueueTempRemoved(t *testing.T) {
+	w := newWorld(t, 1)
+	stale := filepath.Join(filepath.Dir(w.cfg.QueuePath()), ".forge-queue.json.tmp-123")
+	other := filepath.Join(filepath.Dir(w.cfg.QueuePath()), ".state.json.tmp-123")
+	for _, f := range []string{stale, other} {
+		if err := os.WriteFile(f, []byte(`{"version":1,"entr`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.reporter(t)
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the interrupted queue write is still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file's temporary was touched: %v", err)
 	}
 }
 
