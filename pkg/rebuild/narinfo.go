@@ -46,6 +46,9 @@ type PathInfo struct {
 	Signatures []string `json:"signatures"`
 	// DownloadSize is the compressed size in a binary cache; 0 if unknown.
 	DownloadSize int64 `json:"downloadSize"`
+	// RegistrationTime is when the local store registered the path as
+	// valid (Unix seconds, the machine's clock then); 0 for a cache.
+	RegistrationTime int64 `json:"registrationTime"`
 }
 
 // fingerprint is what a narinfo signature covers, as Nix computes it:

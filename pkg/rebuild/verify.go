@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // modifiedRe matches Nix's report of a store path whose contents no longer
@@ -94,6 +95,52 @@ func (n *Nix) RepairBuild(ctx context.Context, flakeRef, output string) error {
 	drv := strings.TrimSpace(stdout.String())
 	if err := n.nixCommand("nix-store", "--realise", "--repair", drv).run(ctx); err != nil {
 		return fmt.Errorf("rebuilding %s with --repair: %w", drv, err)
+	}
+	return nil
+}
+
+// RegisteredSince returns the local store's paths registered as valid at
+// or after since (by the clock of the machine when it registered them):
+// after a power cut, what Nix registered since the store was last synced
+// may have empty files, though no system's closure lists it yet (a flake
+// source or a derivation an evaluation that was cut short wrote). One
+// `nix path-info --all`: seconds for tens of thousands of paths.
+func (n *Nix) RegisteredSince(ctx context.Context, since time.Time) ([]string, error) {
+	var stdout bytes.Buffer
+	c := n.nixCommand("nix", "path-info", "--json", "--all")
+	c.stdout = &stdout
+	if err := c.run(ctx); err != nil {
+		return nil, fmt.Errorf("listing the store's paths: %w", err)
+	}
+	infos := map[string]PathInfo{}
+	if err := decodePathInfos(stdout.Bytes(), infos); err != nil {
+		return nil, fmt.Errorf("decoding nix path-info --all: %w", err)
+	}
+	var recent []string
+	for p, info := range infos {
+		if info.RegistrationTime >= since.Unix() {
+			recent = append(recent, p)
+		}
+	}
+	slices.Sort(recent)
+	return recent, nil
+}
+
+// DeleteWithReferrers removes path and every path that refers to it,
+// directly or not, when none of them is alive (`nix-store --delete` refuses
+// a path a GC root or a running process holds, and then nothing of it is
+// lost): a damaged derivation that an evaluation cut short wrote goes with
+// the derivations built on it, and Nix writes them all again when next needed.
+func (n *Nix) DeleteWithReferrers(ctx context.Context, path string) error {
+	var stdout bytes.Buffer
+	c := n.nixCommand("nix-store", "--query", "--referrers-closure", path)
+	c.stdout = &stdout
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("listing what refers to %s: %w", path, err)
+	}
+	all := strings.Fields(stdout.String())
+	if err := n.nixCommand("nix-store", append([]string{"--delete"}, all...)...).run(ctx); err != nil {
+		return fmt.Errorf("deleting %s and the %d paths that refer to it: %w", path, len(all)-1, err)
 	}
 	return nil
 }

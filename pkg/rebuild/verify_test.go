@@ -122,3 +122,73 @@ func TestDeleteDamagedUnreferenced(t *testing.T) {
 		t.Errorf("Delete(%s) = nil; the system refers to it", kernel)
 	}
 }
+
+// TestRegisteredSince lists what the store registered from a given second
+// on, and not what it held before.
+func TestRegisteredSince(t *testing.T) {
+	n := newNix(t)
+	add := func(what string) string {
+		src := filepath.Join(t.TempDir(), "src.txt")
+		os.WriteFile(src, []byte(fmt.Sprintf("%s %d", what, time.Now().UnixNano())), 0o644)
+		out, err := exec.Command("nix-store", "--add", src).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	before := add("before")
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second))) // registration times are whole seconds
+	since := time.Now()
+	after := add("after")
+	got, err := n.RegisteredSince(context.Background(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, after) || slices.Contains(got, before) {
+		t.Errorf("RegisteredSince = %d paths; want %s in them and %s not", len(got), after, before)
+	}
+}
+
+// TestDeleteWithReferrers deletes a damaged derivation that an evaluation
+// wrote together with the derivations built on it; a path that a system
+// still refers to stays.
+func TestDeleteWithReferrers(t *testing.T) {
+	n := newNix(t)
+	ctx := context.Background()
+	repo := nixtest.NewRepo(t, "main")
+	m := fmt.Sprintf("drv %d", time.Now().UnixNano())
+	s := commitSystem(t, n, repo, nixtest.FlakeOptions{Marker: m, Kernel: "kernel " + m, Deps: 1})
+	refs, err := exec.Command("nix-store", "--query", "--references", s.ev.DrvPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input string
+	for _, r := range strings.Fields(string(refs)) {
+		if strings.HasSuffix(r, ".drv") {
+			input = r
+		}
+	}
+	if input == "" {
+		t.Fatalf("%s has no input derivation: %s", s.ev.DrvPath, refs)
+	}
+	damage(t, input)
+	if err := n.Delete(ctx, input); err == nil {
+		t.Fatalf("Delete(%s) = nil; %s refers to it", input, s.ev.DrvPath)
+	}
+	if err := n.DeleteWithReferrers(ctx, input); err != nil {
+		t.Fatalf("DeleteWithReferrers(%s) = %v", input, err)
+	}
+	for _, p := range []string{input, s.ev.DrvPath} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s still exists", p)
+		}
+	}
+	built := buildSystem(t, n, repo, nixtest.FlakeOptions{Marker: m + " built", Kernel: "kernel " + m + " built"})
+	kernel, _ := os.Readlink(filepath.Join(built, "kernel"))
+	if err := n.DeleteWithReferrers(ctx, kernel); err == nil {
+		t.Errorf("DeleteWithReferrers(%s) = nil; the built system refers to it and is rooted", kernel)
+	}
+	if _, err := os.Lstat(built); err != nil {
+		t.Errorf("the built system is gone: %v", err)
+	}
+}

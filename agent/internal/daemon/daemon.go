@@ -113,6 +113,11 @@ type Daemon struct {
 	// stopping (storecheck.go); storeLine is the last store check's line.
 	unclean   bool
 	storeLine string
+	// syncedBefore is when the run that ended uncleanly last synced the
+	// store (zero: unknown); run is this run's record (runrecord.go).
+	syncedBefore time.Time
+	runMu        sync.Mutex
+	runRec       runRecord
 }
 
 // Hooks are optional observers called by the daemon.
@@ -195,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Log.Info().Str("hostname", d.Config.Hostname).Str("output", d.Config.FlakeOutput).
 		Str("socket", d.Config.SocketPath()).Str("version", d.Version).Msg("avalanche-agent started")
 	d.checkStoreAtStart(ctx)
+	d.syncedAtStart()
 	d.installCurrentSecrets(ctx)
 	d.Notify.Ready()
 	d.setPhase(status.Starting, "recovering and fetching")

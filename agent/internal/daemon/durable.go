@@ -70,10 +70,12 @@ func (d *Daemon) syncActivation(_ context.Context, f *journal.Flight) error {
 }
 
 func (d *Daemon) syncfs(f *journal.Flight, phase string, start time.Time, paths []string) error {
+	before := time.Now() // Nix's clock, not the daemon's: compared with its registration times
 	res, err := rebuild.Syncfs(paths...)
 	if err != nil {
 		return fault.New(fault.Host, fmt.Errorf("making the deployment durable: %w", err))
 	}
+	d.markSynced(before)
 	d.Log.Debug().Str("commit", f.Commit).Str("phase", phase).Int("filesystems", res.Filesystems).
 		Int("paths", len(paths)).Dur("durationMs", d.now().Sub(start)).Msg("synced to stable storage")
 	return nil

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,15 +30,6 @@ import (
 // byte of two system closures (a few GB) at the disk's speed.
 const storeCheckTimeout = 30 * time.Minute
 
-// runRecordFile tells the next start how this run ended: its boot and
-// whether the agent stopped cleanly.
-const runRecordFile = "run.json"
-
-type runRecord struct {
-	BootID string `json:"bootId"`
-	Clean  bool   `json:"clean"`
-}
-
 // storeRepairer is what the store check needs from Nix (rebuild.Nix).
 type storeRepairer interface {
 	Closure(ctx context.Context, out ...string) ([]string, error)
@@ -48,47 +38,8 @@ type storeRepairer interface {
 	RepairBuild(ctx context.Context, flakeRef, output string) error
 	ClearCache() error
 	Delete(ctx context.Context, path string) error
-}
-
-// bootID identifies this boot of the machine.
-var bootID = func() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return strings.TrimSpace(string(b))
-}
-
-// markStarted reads how the previous run ended and records this one as
-// running (durably, so a cut cannot bring back an old "clean"). The end
-// was unclean when the previous run did not stop cleanly and the machine
-// booted since: a power cut or a crash of the machine, which can lose what
-// was in the page cache. An agent killed within the same boot lost nothing.
-func (d *Daemon) markStarted() (unclean bool) {
-	path := filepath.Join(d.Config.StateDir, runRecordFile)
-	stale, _ := filepath.Glob(filepath.Join(d.Config.StateDir, "."+runRecordFile+".tmp-*")) // a write a kill cut short
-	for _, f := range stale {
-		os.Remove(f)
-	}
-	var prev runRecord
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		// First start, or an agent from before the record: nothing to go by.
-	case err != nil || json.Unmarshal(b, &prev) != nil:
-		unclean = true // a damaged record is itself a sign
-	default:
-		unclean = !prev.Clean && prev.BootID != bootID()
-	}
-	d.writeRunRecord(false)
-	return unclean
-}
-
-// markStopped records a clean stop.
-func (d *Daemon) markStopped() { d.writeRunRecord(true) }
-
-func (d *Daemon) writeRunRecord(clean bool) {
-	b, _ := json.Marshal(runRecord{BootID: bootID(), Clean: clean})
-	if err := state.WriteFileAtomic(filepath.Join(d.Config.StateDir, runRecordFile), b, 0o600); err != nil {
-		d.Log.Warn().Err(err).Msg("recording how the agent runs")
-	}
+	DeleteWithReferrers(ctx context.Context, path string) error
+	RegisteredSince(ctx context.Context, since time.Time) ([]string, error)
 }
 
 // runningFilesEmpty reports whether the running system's files read empty
@@ -148,6 +99,34 @@ func (d *Daemon) storeSystems() []string {
 	return out
 }
 
+// suspectPaths are the paths a store check verifies: the closures of
+// systems and, after an unclean end, whatever Nix registered since the
+// store was last synced (a flake source or derivations of an evaluation
+// the cut stopped, which no closure lists yet and which the next
+// evaluation would read as the commit being broken).
+func (d *Daemon) suspectPaths(ctx context.Context, nix storeRepairer, systems []string) ([]string, error) {
+	var paths []string
+	if len(systems) > 0 {
+		closure, err := nix.Closure(ctx, systems...)
+		if err != nil {
+			return nil, err
+		}
+		paths = closure
+	}
+	if d.unclean && !d.syncedBefore.IsZero() {
+		recent, err := nix.RegisteredSince(ctx, d.syncedBefore.Add(-clockMargin))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range recent {
+			if !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+	}
+	return paths, nil
+}
+
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
@@ -160,7 +139,7 @@ func exists(p string) bool {
 func (d *Daemon) checkStore(ctx context.Context, why string) {
 	nix, ok := d.Nix.(storeRepairer)
 	systems := d.storeSystems()
-	if !ok || len(systems) == 0 {
+	if !ok || (len(systems) == 0 && d.syncedBefore.IsZero()) {
 		return
 	}
 	d.setPhase(status.Recovering, "verifying the Nix store after "+why)
@@ -169,7 +148,7 @@ func (d *Daemon) checkStore(ctx context.Context, why string) {
 	release := d.Notify.Hold(storeCheckTimeout)
 	defer release()
 	start := d.now()
-	closure, err := nix.Closure(ctx, systems...)
+	closure, err := d.suspectPaths(ctx, nix, systems)
 	var damaged []string
 	if err == nil {
 		damaged, err = nix.Verify(ctx, closure)
@@ -255,7 +234,7 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 	// was cut short) goes: Nix makes it again when it is next needed.
 	var kept []string
 	for _, p := range left {
-		if nix.Delete(ctx, p) != nil {
+		if nix.Delete(ctx, p) != nil && nix.DeleteWithReferrers(ctx, p) != nil {
 			kept = append(kept, p)
 		}
 	}

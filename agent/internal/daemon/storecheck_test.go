@@ -3,9 +3,13 @@ package daemon_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 )
 
 // TestStoreCheckAfterUncleanShutdown damages the running system's files
@@ -63,5 +67,43 @@ func TestStoreCheckAfterUncleanShutdown(t *testing.T) {
 				t.Errorf("status = deployed %+v, refused %v, error %q; want %s, nothing refused, no error", s.Deployed, s.Refused, s.LastError, commit)
 			}
 		})
+	}
+}
+
+// TestStoreCheckRecentPaths: the power went while a new commit was being
+// evaluated, after Nix had registered the commit's source in the store and
+// before its files reached the disk. No system's closure lists that source
+// yet; the next evaluation would read the empty flake.nix as the commit
+// being broken and refuse it. What Nix registered since the last sync is
+// verified too, the damaged source goes, and the commit deploys.
+func TestStoreCheckRecentPaths(t *testing.T) {
+	h := newHost(t, nil)
+	h.opts.SecretsManifest = `{"version": 1, "secrets": []}`
+	h.commit("first", nil)
+	h.start()
+	h.stop()
+	syncedAt := time.Now().Add(-time.Second).Unix()
+	h.opts.Marker = "second"
+	second := h.commit("second", nil)
+	out, err := exec.Command("nix", append(nixtest.Args(), "--extra-experimental-features", "nix-command flakes",
+		"flake", "metadata", "--json", "git+file://"+h.up.Bare+"?ref=main&rev="+second)...).Output()
+	if err != nil {
+		t.Fatalf("nix flake metadata: %v", err)
+	}
+	var meta struct{ Path string }
+	if err := json.Unmarshal(out, &meta); err != nil || meta.Path == "" {
+		t.Fatalf("nix flake metadata said %s (%v)", out, err)
+	}
+	if err := os.Truncate(filepath.Join(meta.Path, "flake.nix"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"bootId": "an-earlier-boot", "clean": false, "syncedAt": syncedAt})
+	if err := os.WriteFile(filepath.Join(h.cfg.StateDir, "run.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	s := h.status()
+	if s.Deployed == nil || s.Deployed.Commit != second || len(s.Refused) > 0 || !strings.HasPrefix(s.Store, "store damaged after an unclean shutdown") {
+		t.Errorf("status = deployed %+v, refused %v, store %q; want %s deployed after the store's repair", s.Deployed, s.Refused, s.Store, second)
 	}
 }
