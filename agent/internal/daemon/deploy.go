@@ -154,9 +154,17 @@ func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
 	return d.upToDate(f)
 }
 
-// upToDate ends the flight when its target is what runs.
+// upToDate ends the flight when its target is what runs and what the
+// agent deployed (a commit that changes no system). A target that runs
+// without having been deployed — booted after a power cut that came
+// between the profile and the switch, whose recovery put the previous
+// secrets back — is deployed in full: its secrets, profile and activation.
 func (d *Daemon) upToDate(f *journal.Flight) error {
-	if f.StorePath == resolve(d.Config.Deploy.CurrentSystem) && f.Action != "boot" {
+	cur := resolve(d.Config.Deploy.CurrentSystem)
+	d.mu.Lock()
+	deployed := d.st.Deployed != nil && d.st.Deployed.StorePath == cur
+	d.mu.Unlock()
+	if f.StorePath == cur && deployed && f.Action != "boot" {
 		return errUpToDate
 	}
 	return nil

@@ -442,3 +442,31 @@ func TestLegacyPendingIsTakenOver(t *testing.T) {
 		t.Errorf("activations after the takeover = %q; want no new switch", h.activations()[acts:])
 	}
 }
+
+// A power cut after the profile was set and before the switch boots the
+// new system without the agent having deployed it: recovery put the
+// previous secrets back, and nothing of the deployment after the profile
+// ran. The next pass deploys that commit in full rather than calling it
+// up to date because it runs (found by the builder-mode power-cut tier:
+// the host ran the new system with the previous commit's secrets).
+func TestBootedUndeployedSystemIsDeployed(t *testing.T) {
+	h := newHost(t, nil)
+	h.commit("first", nil)
+	h.start()
+	h.stop()
+	second := func(o *nixtest.FlakeOptions) { o.Marker = "second" }
+	booted := handBuild(t, h, second)
+	setLink(t, h.current, booted)
+	setLink(t, h.cfg.Deploy.BootedSystem, booted)
+	second(&h.opts)
+	c2 := h.commit("second", nil)
+	acts := len(h.activations())
+	h.start()
+	s := h.status()
+	if s.Deployed == nil || s.Deployed.Commit != c2 || s.Deployed.Result != "deployed" || s.Deployed.StorePath != booted {
+		t.Fatalf("deployed = %+v; want %s deployed in full (%s)", s.Deployed, c2, booted)
+	}
+	if n := len(h.activations()) - acts; n != 1 {
+		t.Errorf("%d activations; want the booted system activated once by the deployment", n)
+	}
+}
