@@ -205,8 +205,11 @@ func (r *builderRun) releasedHost(commit string) release.Host {
 
 // releases reads every release document on the upstream release branch,
 // newest first (whoever signed it: the cache check holds for all).
-func (r *builderRun) releases() []release.Release {
-	bare := r.h.up.Bare
+func (r *builderRun) releases() []release.Release { return releasesIn(r.h.up.Bare) }
+
+// releasesIn reads every release document on the release branch of the
+// bare repository, newest first.
+func releasesIn(bare string) []release.Release {
 	out, err := gitOut(bare, "log", "--first-parent", "--format=%H", "refs/heads/"+release.Branch)
 	if err != nil {
 		return nil

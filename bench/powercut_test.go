@@ -51,7 +51,8 @@ type cutRun struct {
 	work       map[string]time.Duration // phase → duration measured in the guest
 	cuts       map[string]int
 	violations []string
-	firstFail  int // the cut after which an invariant first failed, 0: none
+	firstFail  int        // the cut after which an invariant first failed, 0: none
+	builder    *vmBuilder // builder mode: the builder on the test machine, nil otherwise
 	// overlapLine is the switch log line of the last overlap reported.
 	overlapLine int
 }
@@ -68,10 +69,15 @@ func TestReliabilityPowerCut(t *testing.T) {
 		fmt.Sscan(n, &rounds)
 		phases = cutPhases
 	}
-	r := newCutRun(t)
+	newCutRun(t, false).run(rounds, phases)
+}
+
+// run deploys twice (the second one measures the phases), then cuts the
+// power in each phase, rounds times.
+func (r *cutRun) run(rounds int, phases []string) {
 	start := time.Now()
 	r.vm.boot()
-	t.Logf("image built and guest booted in %s", time.Since(start).Round(time.Millisecond))
+	r.t.Logf("image built and guest booted in %s", time.Since(start).Round(time.Millisecond))
 	r.deploy(false)
 	r.settle("first deployment")
 	r.check("first deployment")
@@ -80,7 +86,7 @@ func TestReliabilityPowerCut(t *testing.T) {
 	r.deploy(false)
 	r.settle("calibration")
 	r.calibrate(from)
-	t.Logf("a deployment in the guest: %s; phases %v", time.Since(t0).Round(time.Millisecond), r.work)
+	r.t.Logf("a deployment in the guest: %s; phases %v", time.Since(t0).Round(time.Millisecond), r.work)
 	for round := 0; round < rounds; round++ {
 		for _, phase := range phases {
 			r.inject(phase)
@@ -89,7 +95,9 @@ func TestReliabilityPowerCut(t *testing.T) {
 	r.report(time.Since(start))
 }
 
-func newCutRun(t *testing.T) *cutRun {
+// newCutRun prepares the guest: local evaluation, or with builder set
+// builder mode (powercut_builder_test.go).
+func newCutRun(t *testing.T, builder bool) *cutRun {
 	nixtest.Require(t)
 	dir := t.TempDir()
 	kernel, version := vmKernel(t)
@@ -99,15 +107,20 @@ func newCutRun(t *testing.T) *cutRun {
 		ActivationLog: "/var/log/avalanche-activations.log", SecretsManifest: secretsManifest, Deps: 2}
 	server := gittest.StartHTTPServer(t, r.up.Bare, "")
 	agent := buildAgent(t, "failpoint")
+	cfg := guestConfig(server.URL)
 	files := map[string]string{
 		"/avalanche/avalanche-agent":   agent,
 		"/avalanche/avalanche-decrypt": filepath.Join(filepath.Dir(agent), "avalanche-decrypt"),
 		"/avalanche/age.key":           r.key.File,
 		"/avalanche/init":              writeTemp(t, dir, "init", guestInit, 0o755),
 		"/avalanche/check":             writeTemp(t, dir, "check", guestCheck, 0o755),
-		"/avalanche/config.json":       writeTemp(t, dir, "config.json", guestConfig(server.URL), 0o600),
 		"/avalanche/forge-token":       writeTemp(t, dir, "forge-token", "never-sent\n", 0o600),
 	}
+	if builder {
+		r.builder = newVMBuilder(t, r, server.URL, cfg, files)
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	files["/avalanche/config.json"] = writeTemp(t, dir, "config.json", string(b), 0o600)
 	r.vm = &vm{t: t, dir: dir, kernel: kernel, initrd: vmInitramfs(t, version), disk: vmDisk(t, dir, files),
 		console: filepath.Join(dir, "console.log"), ctlPath: filepath.Join(dir, "ctl.sock")}
 	t.Cleanup(func() {
@@ -120,7 +133,7 @@ func newCutRun(t *testing.T) *cutRun {
 }
 
 // guestConfig is the agent's config in the guest, as on a NixOS host.
-func guestConfig(url string) string {
+func guestConfig(url string) map[string]any {
 	url = strings.Replace(url, "127.0.0.1", "10.0.2.2", 1) // the host, from the guest
 	c := map[string]any{
 		"version": 1, "hostname": hostName, "pollInterval": "1h",
@@ -137,8 +150,7 @@ func guestConfig(url string) string {
 		"report": map[string]any{"forge": map[string]any{"url": "http://127.0.0.1:9", "tokenFile": "/avalanche/forge-token",
 			"repository": "fleet/avalanche"}},
 	}
-	b, _ := json.MarshalIndent(c, "", "  ")
-	return string(b)
+	return c
 }
 
 func writeTemp(t testing.TB, dir, name, content string, mode os.FileMode) string {
@@ -157,7 +169,11 @@ func (r *cutRun) deploy(bad bool) {
 	}
 	value := fmt.Sprintf("secret-%d", r.n)
 	r.up.WriteFile(r.t, "secrets/token.yaml", string(secretstest.Encrypt(r.t, "yaml", "token: "+value+"\n", r.key.Recipient)))
-	r.head = r.up.WriteFlake(r.t, r.opts, fmt.Sprintf("commit %d", r.n))
+	if r.builder != nil {
+		r.head = r.builder.commit(fmt.Sprintf("commit %d", r.n))
+	} else {
+		r.head = r.up.WriteFlake(r.t, r.opts, fmt.Sprintf("commit %d", r.n))
+	}
 	if bad {
 		r.bad[r.head] = true
 	} else {
