@@ -15,12 +15,10 @@ package forgetest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +29,13 @@ import (
 
 // Received is a status the server accepted (201).
 type Received struct {
-	SHA    string
+	// SHA is the commit's full id (a short one in the request is
+	// resolved, as Gitea does).
+	SHA string
+	// Status is as stored: context, description and target URL trimmed.
 	Status forge.Status
+	// ID is the forge's id for it: 1, 2, … for each commit.
+	ID int64
 	// Scheme is how the token came: "token" or "Bearer".
 	Scheme string
 	Time   time.Time
@@ -114,7 +117,7 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // Fail makes the next requests, one per code, answer these status codes
-// (say 500, 502, 503) with Forgejo's JSON error body, before any check.
+// (say 500, 502, 503) with Gitea's JSON error body, before any check.
 // Every request counts in Attempts.
 func (s *Server) Fail(codes ...int) { s.FailState("", codes...) }
 
@@ -179,95 +182,44 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var peek forge.Status
 	json.Unmarshal(body, &peek)
+	owner, repo, route, ref, ok := splitRoute(r.URL.Path)
 	if code := s.injected(peek.State); code != 0 {
 		s.apiError(w, code, "injected failure")
 		return
 	}
-	if owner, repo, sha, ok := combinedRoute(r.URL.Path); ok {
-		s.combined(w, r, owner+"/"+repo, sha)
-		return
-	}
-	owner, repo, sha, ok := statusRoute(r.URL.Path)
 	switch {
-	case !ok:
-		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", "GET, POST")
-		s.apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+	case !ok || (route == "commits" && r.Method != http.MethodGet):
+		http.NotFound(w, r) // Gitea's router: text/plain "404 page not found"
+	case route == "statuses" && r.Method != http.MethodPost:
+		w.Header().Set("Allow", "GET") // Gitea's router, with no body
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	case route == "statuses":
+		s.create(w, r, owner+"/"+repo, ref)
 	default:
-		s.create(w, r, owner+"/"+repo, sha)
+		s.combined(w, r, owner+"/"+repo, ref)
 	}
 }
 
-// statusRoute matches /api/v1/repos/{owner}/{repo}/statuses/{sha}.
-func statusRoute(path string) (owner, repo, sha string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/repos/"), "/")
-	if !strings.HasPrefix(path, "/api/v1/repos/") || len(parts) != 4 || parts[2] != "statuses" {
-		return "", "", "", false
+// splitRoute matches the two routes the fake serves:
+// /api/v1/repos/{owner}/{repo}/statuses/{sha} ("statuses") and
+// /api/v1/repos/{owner}/{repo}/commits/{ref}/status ("commits").
+func splitRoute(path string) (owner, repo, route, ref string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/api/v1/repos/")
+	parts := strings.Split(rest, "/")
+	if !found || len(parts) < 4 || parts[0] == "" || parts[1] == "" {
+		return "", "", "", "", false
 	}
-	return parts[0], parts[1], parts[3], parts[0] != "" && parts[1] != "" && parts[3] != ""
-}
-
-func (s *Server) create(w http.ResponseWriter, r *http.Request, repo, sha string) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if scheme != "token" && scheme != "Bearer" {
-		token = ""
-	}
+	owner, repo = parts[0], parts[1]
 	switch {
-	case token != s.token && token != s.readOnlyToken:
-		s.apiError(w, http.StatusUnauthorized, "user does not exist [uid: 0, name: ]")
-		return
-	case token == s.readOnlyToken:
-		s.apiError(w, http.StatusForbidden, "token does not have at least one of required scope(s): [write:repository]")
-		return
-	case !strings.EqualFold(repo, s.Repository):
-		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
-		return
+	case len(parts) == 4 && parts[2] == "statuses" && parts[3] != "":
+		return owner, repo, "statuses", parts[3], true
+	case len(parts) == 5 && parts[2] == "commits" && parts[3] != "" && parts[4] == "status":
+		return owner, repo, "commits", parts[3], true
 	}
-	var opt forge.Status
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		s.apiError(w, http.StatusUnprocessableEntity, "request body must be JSON")
-		return
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opt); err != nil {
-		s.apiError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
-	if !opt.State.Valid() && opt.State != "warning" {
-		s.apiError(w, http.StatusUnprocessableEntity, fmt.Sprintf("invalid state %q", opt.State))
-		return
-	}
-	if !s.hasCommit(sha) {
-		s.apiError(w, http.StatusNotFound, "sha "+sha+" not found")
-		return
-	}
-	s.accept(w, Received{SHA: sha, Status: opt, Scheme: scheme})
+	return "", "", "", "", false
 }
 
-// hasCommit asks git, as Forgejo's GetCommit does.
-func (s *Server) hasCommit(sha string) bool {
-	return exec.Command("git", "-C", s.gitDir, "cat-file", "-e", sha+"^{commit}").Run() == nil
-}
-
-func (s *Server) accept(w http.ResponseWriter, rec Received) {
-	now := time.Now().UTC()
-	rec.Time = now
-	sha, opt := rec.SHA, rec.Status
-	s.mu.Lock()
-	s.received = append(s.received, rec)
-	id := len(s.received)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(map[string]any{
-		"id": id, "status": opt.State, "target_url": opt.TargetURL, "description": opt.Description,
-		"url":     s.URL + "/api/v1/repos/" + s.Repository + "/statuses/" + sha,
-		"context": opt.Context, "creator": map[string]any{"id": 1, "login": "avalanche"},
-		"created_at": now.Format(time.RFC3339), "updated_at": now.Format(time.RFC3339),
-	})
-}
-
-// apiError answers like Forgejo's APIContext.Error: JSON with message and url.
+// apiError answers like Gitea's APIContext.APIError: JSON with message and url.
 func (s *Server) apiError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(code)
