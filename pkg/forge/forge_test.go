@@ -110,7 +110,9 @@ func TestCreateStatusErrors(t *testing.T) {
 		{name: "token without write scope", change: func(c *forge.Client, _ *string, _ *forge.Status) { c.Token = w.fake.ReadOnlyToken() },
 			class: forge.ErrUnauthorized, text: "403 Forbidden: token does not have at least one of required scope(s), required=[write:repository]"},
 		{name: "unknown repository", change: func(c *forge.Client, _ *string, _ *forge.Status) { c.Repository = "fleet/other" }, class: forge.ErrRejected, text: "404 Not Found"},
-		{name: "unknown commit", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = strings.Repeat("ab", 20) }, class: forge.ErrRejected, text: "not found"},
+		// Gitea answers a bare 500; the client asks whether the commit is there.
+		{name: "unknown commit", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = strings.Repeat("ab", 20) }, class: forge.ErrRejected,
+			text: "500 Internal Server Error; the commit: 404 Not Found: commit doesn't exist: abab"},
 		{name: "short commit id", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = (*sha)[:12] }, class: forge.ErrRejected, text: "not a full commit id"},
 		{name: "bad state", change: func(_ *forge.Client, _ *string, s *forge.Status) { s.State = "done" }, class: forge.ErrRejected, text: `state "done"`},
 		{name: "server error", fail: []int{500}, class: forge.ErrUnavailable, text: "500 Internal Server Error: injected failure"},

@@ -34,7 +34,9 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, repo string, wri
 }
 
 // create answers POST .../statuses/{sha} as Gitea's NewCommitStatus: the
-// body is bound first (422 when it cannot be), then the commit looked up, then the status stored with its
+// body is bound first (422 when it cannot be), then the commit looked up
+// (a 500 with no message when it does not exist: Gitea does not tell a
+// user who is not an administrator why), then the status stored with its
 // fields trimmed. Gitea takes any state, even one it does not know.
 func (s *Server) create(w http.ResponseWriter, r *http.Request, repo, sha string) {
 	if !s.access(w, r, repo, true) {
@@ -48,7 +50,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, repo, sha string
 	}
 	full, ok := s.resolve(sha, 4)
 	if !ok {
-		s.apiError(w, http.StatusNotFound, "sha "+sha+" not found")
+		s.apiError(w, http.StatusInternalServerError, "")
 		return
 	}
 	opt.Context = strings.TrimSpace(opt.Context)
@@ -128,3 +130,22 @@ func (s *Server) statusJSON(rec Received) map[string]any {
 }
 
 func (s *Server) repoURL() string { return s.URL + "/api/v1/repos/" + s.Repository }
+
+// commit answers GET .../git/commits/{sha} as far as a client can need it
+// to tell whether the forge has a commit: 404 "commit doesn't exist" or
+// the commit's id and URL (Gitea sends much more).
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, repo, sha string) {
+	if r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	if !s.access(w, r, repo, false) {
+		return
+	}
+	full, ok := s.resolve(sha, 4)
+	if !ok {
+		s.apiError(w, http.StatusNotFound, "commit doesn't exist: "+sha)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sha": full, "url": s.repoURL() + "/git/commits/" + full})
+}

@@ -118,7 +118,8 @@ func (s *Server) Restart(t testing.TB) {
 
 // Fail makes the next requests, one per code, answer these status codes
 // (say 500, 502, 503) with Gitea's JSON error body, before any check.
-// Every request counts in Attempts.
+// Every request counts in Attempts. The commit look-up a client makes
+// after a 500 (GET .../git/commits/{sha}) is neither failed nor counted.
 func (s *Server) Fail(codes ...int) { s.FailState("", codes...) }
 
 // FailState is Fail for the requests that set state only: the others are
@@ -153,7 +154,7 @@ func (s *Server) Received() []Received {
 	return append([]Received(nil), s.received...)
 }
 
-// Attempts counts every request, answered 201 or not.
+// Attempts counts every request but commit look-ups, answered 201 or not.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,9 +184,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	var peek forge.Status
 	json.Unmarshal(body, &peek)
 	owner, repo, route, ref, ok := splitRoute(r.URL.Path)
-	if code := s.injected(peek.State); code != 0 {
-		s.apiError(w, code, "injected failure")
-		return
+	if route != "git" {
+		if code := s.injected(peek.State); code != 0 {
+			s.apiError(w, code, "injected failure")
+			return
+		}
 	}
 	switch {
 	case !ok || (route == "commits" && r.Method != http.MethodGet):
@@ -195,14 +198,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	case route == "statuses":
 		s.create(w, r, owner+"/"+repo, ref)
-	default:
+	case route == "commits":
 		s.combined(w, r, owner+"/"+repo, ref)
+	default:
+		s.commit(w, r, owner+"/"+repo, ref)
 	}
 }
 
-// splitRoute matches the two routes the fake serves:
-// /api/v1/repos/{owner}/{repo}/statuses/{sha} ("statuses") and
-// /api/v1/repos/{owner}/{repo}/commits/{ref}/status ("commits").
+// splitRoute matches the three routes the fake serves:
+// /api/v1/repos/{owner}/{repo}/statuses/{sha} ("statuses"),
+// /api/v1/repos/{owner}/{repo}/commits/{ref}/status ("commits") and
+// /api/v1/repos/{owner}/{repo}/git/commits/{sha} ("git").
 func splitRoute(path string) (owner, repo, route, ref string, ok bool) {
 	rest, found := strings.CutPrefix(path, "/api/v1/repos/")
 	parts := strings.Split(rest, "/")
@@ -215,6 +221,8 @@ func splitRoute(path string) (owner, repo, route, ref string, ok bool) {
 		return owner, repo, "statuses", parts[3], true
 	case len(parts) == 5 && parts[2] == "commits" && parts[3] != "" && parts[4] == "status":
 		return owner, repo, "commits", parts[3], true
+	case len(parts) == 5 && parts[2] == "git" && parts[3] == "commits" && parts[4] != "":
+		return owner, repo, "git", parts[4], true
 	}
 	return "", "", "", "", false
 }
