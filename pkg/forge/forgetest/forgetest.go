@@ -1,14 +1,25 @@
-// Package forgetest is a Forgejo commit-status endpoint for tests, faithful
-// to Forgejo's API (routers/api/v1/repo/status.go and its swagger):
-// POST /api/v1/repos/{owner}/{repo}/statuses/{sha} with a JSON
-// CreateStatusOption, authenticated by "Authorization: token …" (or
-// "Bearer …"); 201 with the created CommitStatus; 401 for a missing or
-// wrong token, 403 for a token without the write:repository scope, 404
-// for an unknown repository or commit, 422 for an invalid body, 405 for
-// another method; and GET /api/v1/repos/{owner}/{repo}/commits/{sha}/status,
-// the combined status (the latest status of each context, newest first,
-// paged by page and limit, with the worst state), which any valid token
-// may read (combined.go). Commits are looked up in a real git repository. Tests can
+// Package forgetest is a fake Gitea/Forgejo commit-status API for tests,
+// checked against a real Gitea 1.27.3 (the fleet runs Forgejo, which
+// inherited this API from Gitea; the Go module proxy serves no Forgejo):
+// TestConformance (conformance_test.go, cases_test.go) sends one table of
+// requests to both, the real one started by pkg/forge/giteatest from the
+// binary .ci/gitea builds, and wants the same answers. Re-run it with
+//
+//	go test -run TestConformance ./pkg/forge/forgetest/
+//
+// (AVALANCHE_GITEA_VERSION=vX.Y.Z .ci/gitea builds another version; point
+// AVALANCHE_GITEA_DIR at the directory it prints).
+//
+// It serves POST /api/v1/repos/{owner}/{repo}/statuses/{sha} (create.go),
+// GET /api/v1/repos/{owner}/{repo}/commits/{ref}/status, the combined
+// status (combined.go), and GET .../git/commits/{sha} as far as telling
+// whether the forge has a commit. The repository is private; a token is
+// sent as "Authorization: token …" or "Bearer …". Where they differ, the
+// fake follows Gitea: on an unknown commit's combined status Forgejo's
+// source answers an empty 200 where Gitea answers 404, and its combined
+// state is the worst state where Gitea's makes error and warning
+// "failure". Not modelled: the Link header, basic authentication, other
+// endpoints. Commits are looked up in a real git repository. Tests can
 // make it answer 5xx, or stop listening and come back on the same address.
 package forgetest
 
