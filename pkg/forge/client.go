@@ -86,7 +86,39 @@ func (c *Client) CreateStatus(ctx context.Context, sha string, s Status) error {
 	if resp.StatusCode == http.StatusCreated {
 		return nil
 	}
-	return fmt.Errorf("posting status to %s: %w", c.Endpoint.API, answerError(resp, body))
+	he := answerError(resp, body)
+	if he.Code == http.StatusInternalServerError && c.Endpoint.Flavour == Gitea {
+		if missing := c.missingCommit(ctx, sha); missing != nil {
+			return fmt.Errorf("posting status to %s: %s; the commit: %w", c.Endpoint.API, he, missing)
+		}
+	}
+	return fmt.Errorf("posting status to %s: %w", c.Endpoint.API, he)
+}
+
+// missingCommit tells a commit the forge does not have from trouble of
+// the forge's own. Gitea and Forgejo answer a status for an unknown commit
+// with a bare 500, as they answer a broken database, so that 500 alone
+// would have the status retried for ever, holding up every status queued
+// after it; their commit endpoint answers 404 for an unknown commit. It
+// returns that 404 (ErrRejected), or nil when the commit is there or the
+// forge cannot tell.
+func (c *Client) missingCommit(ctx context.Context, sha string) *HTTPError {
+	u := c.Endpoint.API + "/repos/" + c.Repository + "/git/commits/" + sha + "?stat=false&verification=false&files=false"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil
+	}
+	c.authorize(req)
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode != http.StatusNotFound {
+		return nil
+	}
+	return answerError(resp, body)
 }
 
 func (c *Client) request(ctx context.Context, sha string, s Status) (*http.Request, error) {
@@ -132,10 +164,10 @@ func answerError(resp *http.Response, body []byte) *HTTPError {
 // GitHub all send one), else the start of the body on one line.
 func message(body []byte) string {
 	var m struct {
-		Message string `json:"message"`
+		Message *string `json:"message"`
 	}
-	if json.Unmarshal(body, &m) == nil && m.Message != "" {
-		return Shorten(m.Message, 200)
+	if json.Unmarshal(body, &m) == nil && m.Message != nil {
+		return Shorten(*m.Message, 200) // Gitea's 500s say "" to all but administrators
 	}
 	return Shorten(string(body), 200)
 }

@@ -53,18 +53,20 @@ type world struct {
 	fake   *forgetest.Server
 	client *forge.Client
 	commit string
+	bare   string // a commit the forge has, with no status
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	repo := gittest.NewRepo(t)
 	commit := repo.Commit(t, map[string]string{"flake.nix": "{}"}, "first")
+	bare := repo.Commit(t, map[string]string{"flake.nix": "{ }"}, "second")
 	fake := forgetest.Start(t, "fleet/avalanche", repo.Dir, "s3cret")
 	ep, err := forge.ParseURL(fake.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{fake: fake, commit: commit,
+	return &world{fake: fake, commit: commit, bare: bare,
 		client: &forge.Client{Endpoint: ep, Repository: "fleet/avalanche", Token: "s3cret", UserAgent: "avalanche-agent/test"}}
 }
 
@@ -106,9 +108,11 @@ func TestCreateStatusErrors(t *testing.T) {
 	}{
 		{name: "wrong token", change: func(c *forge.Client, _ *string, _ *forge.Status) { c.Token = "wrong" }, class: forge.ErrUnauthorized, text: "401 Unauthorized"},
 		{name: "token without write scope", change: func(c *forge.Client, _ *string, _ *forge.Status) { c.Token = w.fake.ReadOnlyToken() },
-			class: forge.ErrUnauthorized, text: "403 Forbidden: token does not have at least one of required scope(s): [write:repository]"},
+			class: forge.ErrUnauthorized, text: "403 Forbidden: token does not have at least one of required scope(s), required=[write:repository]"},
 		{name: "unknown repository", change: func(c *forge.Client, _ *string, _ *forge.Status) { c.Repository = "fleet/other" }, class: forge.ErrRejected, text: "404 Not Found"},
-		{name: "unknown commit", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = strings.Repeat("ab", 20) }, class: forge.ErrRejected, text: "not found"},
+		// Gitea answers a bare 500; the client asks whether the commit is there.
+		{name: "unknown commit", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = strings.Repeat("ab", 20) }, class: forge.ErrRejected,
+			text: "500 Internal Server Error; the commit: 404 Not Found: commit doesn't exist: abab"},
 		{name: "short commit id", change: func(_ *forge.Client, sha *string, _ *forge.Status) { *sha = (*sha)[:12] }, class: forge.ErrRejected, text: "not a full commit id"},
 		{name: "bad state", change: func(_ *forge.Client, _ *string, s *forge.Status) { s.State = "done" }, class: forge.ErrRejected, text: `state "done"`},
 		{name: "server error", fail: []int{500}, class: forge.ErrUnavailable, text: "500 Internal Server Error: injected failure"},
@@ -124,6 +128,11 @@ func TestCreateStatusErrors(t *testing.T) {
 			err := c.CreateStatus(ctx, sha, s)
 			if !errors.Is(err, tc.class) || !strings.Contains(err.Error(), tc.text) {
 				t.Errorf("CreateStatus = %v; want %v containing %q", err, tc.class, tc.text)
+			}
+			for _, other := range []error{forge.ErrUnavailable, forge.ErrUnauthorized, forge.ErrRejected} {
+				if other != tc.class && errors.Is(err, other) {
+					t.Errorf("CreateStatus = %v; want it %v only, not %v", err, tc.class, other)
+				}
 			}
 			if err != nil && strings.Contains(err.Error(), c.Token) && c.Token != "" {
 				t.Errorf("error %q shows the token", err)

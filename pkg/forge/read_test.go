@@ -49,8 +49,13 @@ func TestLatest(t *testing.T) {
 	if diff := cmp.Diff(want, have); diff != "" {
 		t.Errorf("Latest states (-want +got):\n%s", diff)
 	}
-	if got, err := reader.Latest(ctx, strings.Repeat("0", 40)); err != nil || len(got) != 0 {
-		t.Errorf("Latest(a commit without statuses) = %v, %v; want none, no error (Forgejo answers an empty CombinedStatus)", got, err)
+	if got, err := reader.Latest(ctx, w.bare); err != nil || len(got) != 0 {
+		t.Errorf("Latest(a commit without statuses) = %v, %v; want none, no error", got, err)
+	}
+	// Gitea answers 404 for a commit it does not have (Forgejo's source an
+	// empty 200); the rollout gate waits either way.
+	if got, err := reader.Latest(ctx, strings.Repeat("0", 40)); !errors.Is(err, forge.ErrRejected) || len(got) != 0 {
+		t.Errorf("Latest(an unknown commit) = %v, %v; want ErrRejected", got, err)
 	}
 	reader.Token = "wrong"
 	if _, err := reader.Latest(ctx, w.commit); !errors.Is(err, forge.ErrUnauthorized) {

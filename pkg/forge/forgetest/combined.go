@@ -3,40 +3,30 @@ package forgetest
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/avalanche-fleet/avalanche/pkg/forge"
 )
 
-// combinedRoute matches /api/v1/repos/{owner}/{repo}/commits/{sha}/status.
-func combinedRoute(path string) (owner, repo, sha string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/repos/"), "/")
-	if !strings.HasPrefix(path, "/api/v1/repos/") || len(parts) != 5 || parts[2] != "commits" || parts[4] != "status" {
-		return "", "", "", false
+// combined answers GET .../commits/{ref}/status as Gitea's
+// GetCombinedCommitStatusByRef: the commit must exist (404 "object does
+// not exist" otherwise; a short id of 7 digits or more names it); the
+// latest status of each context (the highest id) makes one entry; pages
+// of limit entries (default 30, at most 50; page and limit below 1 are
+// the defaults) are cut from the newest entries first, and each page is
+// listed oldest first; total_count is the length of the page and
+// X-Total-Count the number of contexts, set even on an empty page; the
+// state combines the page's states (combine).
+func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, ref string) {
+	if !s.access(w, r, repo, false) {
+		return
 	}
-	return parts[0], parts[1], parts[3], parts[0] != "" && parts[1] != "" && parts[3] != ""
-}
-
-// combined answers as Forgejo's GetCombinedCommitStatusByRef
-// (routers/api/v1/repo/status.go, convert.ToCombinedStatus): the latest
-// status of each context (the one with the highest id), newest first,
-// paged by page and limit (default 30, at most 50); total_count is the
-// length of the page and X-Total-Count the number of contexts; state is
-// the worst of the page (error > failure > pending > success). No status
-// at all (an unknown commit too) is a 200 with an empty CombinedStatus.
-func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, sha string) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	switch {
-	case r.Method != http.MethodGet:
-		w.Header().Set("Allow", "GET")
-		s.apiError(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	case (scheme != "token" && scheme != "Bearer") || (token != s.token && token != s.readOnlyToken):
-		s.apiError(w, http.StatusUnauthorized, "user does not exist [uid: 0, name: ]")
-		return
-	case !strings.EqualFold(repo, s.Repository):
-		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
+	sha, ok := s.resolve(ref, 7)
+	if !ok {
+		s.apiError(w, http.StatusNotFound, "object does not exist [id: "+ref+", rel_path: ]")
 		return
 	}
 	latest := s.latest(sha)
@@ -44,62 +34,64 @@ func (s *Server) combined(w http.ResponseWriter, r *http.Request, repo, sha stri
 	limit = min(limit, 50)
 	from := min((page-1)*limit, len(latest))
 	to := min(from+limit, len(latest))
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	if from == to {
-		// No status on this page (or an unknown commit, which Forgejo
-		// does not look up): an empty CombinedStatus, no count header.
-		writeJSON(w, http.StatusOK, map[string]any{"state": "", "sha": "", "total_count": 0, "statuses": nil,
-			"repository": nil, "commit_url": "", "url": ""})
-		return
+	onPage := latest[from:to]
+	sort.Slice(onPage, func(i, j int) bool { return onPage[i].ID < onPage[j].ID })
+	var statuses []map[string]any // null when none, as Gitea sends
+	for _, rec := range onPage {
+		statuses = append(statuses, s.statusJSON(rec))
 	}
 	w.Header().Set("X-Total-Count", strconv.Itoa(len(latest)))
+	commitURL := s.repoURL() + "/commits/" + url.PathEscape(sha)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"state": worst(latest[from:to]), "sha": sha, "total_count": to - from, "statuses": latest[from:to],
-		"url":        s.URL + "/api/v1/repos/" + s.Repository + "/commits/" + sha + "/status",
-		"commit_url": s.URL + "/api/v1/repos/" + s.Repository + "/git/commits/" + sha,
+		"state": combine(onPage), "sha": sha, "total_count": len(onPage), "statuses": statuses,
+		"url": commitURL + "/status", "commit_url": commitURL, "repository": s.repositoryJSON(),
 	})
 }
 
-// latest is the newest received status of each context of sha, as
-// Forgejo's CommitStatus JSON, newest first.
-func (s *Server) latest(sha string) []map[string]any {
+// repositoryJSON is the start of Gitea's Repository (it sends some fifty
+// fields more).
+func (s *Server) repositoryJSON() map[string]any {
+	owner, name, _ := strings.Cut(s.Repository, "/")
+	return map[string]any{"id": 1, "owner": map[string]any{"login": owner}, "name": name,
+		"full_name": s.Repository, "private": true}
+}
+
+// latest is the newest received status of each context of sha, newest
+// first.
+func (s *Server) latest(sha string) []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seen := map[string]bool{}
-	var out []map[string]any
+	var out []Received
 	for i := len(s.received) - 1; i >= 0; i-- {
 		rec := s.received[i]
 		if rec.SHA != sha || seen[rec.Status.Context] {
 			continue
 		}
 		seen[rec.Status.Context] = true
-		out = append(out, s.statusJSON(i+1, rec))
+		out = append(out, rec)
 	}
 	return out
 }
 
-func (s *Server) statusJSON(id int, rec Received) map[string]any {
-	at := rec.Time.Format("2006-01-02T15:04:05Z07:00")
-	return map[string]any{
-		"id": id, "status": rec.Status.State, "target_url": rec.Status.TargetURL, "description": rec.Status.Description,
-		"url":     s.URL + "/api/v1/repos/" + s.Repository + "/statuses/" + rec.SHA,
-		"context": rec.Status.Context, "creator": map[string]any{"id": 1, "login": "avalanche"},
-		"created_at": at, "updated_at": at,
-	}
-}
-
-func worst(statuses []map[string]any) forge.State {
-	rank := map[forge.State]int{forge.Success: 0, forge.Pending: 1, "warning": 1, forge.Failure: 2, forge.Error: 3}
-	if len(statuses) == 0 {
-		return forge.Pending
-	}
-	w := forge.Success
-	for _, st := range statuses {
-		if state := st["status"].(forge.State); rank[state] > rank[w] {
-			w = state
+// combine is Gitea's CommitStatusStates.Combine (the GitHub rule, and a
+// warning fails too): failure when any state is error, failure or
+// warning; success when every state is success or skipped; pending
+// otherwise, an unknown state or an empty page included.
+func combine(page []Received) forge.State {
+	success := 0
+	for _, rec := range page {
+		switch rec.Status.State {
+		case forge.Error, forge.Failure, "warning":
+			return forge.Failure
+		case forge.Success, "skipped":
+			success++
 		}
 	}
-	return w
+	if success > 0 && success == len(page) {
+		return forge.Success
+	}
+	return forge.Pending
 }
 
 func atoi(v string, def int) int {
@@ -111,6 +103,7 @@ func atoi(v string, def int) int {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }

@@ -1,26 +1,35 @@
-// Package forgetest is a Forgejo commit-status endpoint for tests, faithful
-// to Forgejo's API (routers/api/v1/repo/status.go and its swagger):
-// POST /api/v1/repos/{owner}/{repo}/statuses/{sha} with a JSON
-// CreateStatusOption, authenticated by "Authorization: token …" (or
-// "Bearer …"); 201 with the created CommitStatus; 401 for a missing or
-// wrong token, 403 for a token without the write:repository scope, 404
-// for an unknown repository or commit, 422 for an invalid body, 405 for
-// another method; and GET /api/v1/repos/{owner}/{repo}/commits/{sha}/status,
-// the combined status (the latest status of each context, newest first,
-// paged by page and limit, with the worst state), which any valid token
-// may read (combined.go). Commits are looked up in a real git repository. Tests can
+// Package forgetest is a fake Gitea/Forgejo commit-status API for tests,
+// checked against a real Gitea 1.27.3 (the fleet runs Forgejo, which
+// inherited this API from Gitea; the Go module proxy serves no Forgejo):
+// TestConformance (conformance_test.go, cases_test.go) sends one table of
+// requests to both, the real one started by pkg/forge/giteatest from the
+// binary .ci/gitea builds, and wants the same answers. Re-run it with
+//
+//	go test -run TestConformance ./pkg/forge/forgetest/
+//
+// (AVALANCHE_GITEA_VERSION=vX.Y.Z .ci/gitea builds another version; point
+// AVALANCHE_GITEA_DIR at the directory it prints).
+//
+// It serves POST /api/v1/repos/{owner}/{repo}/statuses/{sha} (create.go),
+// GET /api/v1/repos/{owner}/{repo}/commits/{ref}/status, the combined
+// status (combined.go), and GET .../git/commits/{sha} as far as telling
+// whether the forge has a commit. The repository is private; a token is
+// sent as "Authorization: token …" or "Bearer …". Where they differ, the
+// fake follows Gitea: on an unknown commit's combined status Forgejo's
+// source answers an empty 200 where Gitea answers 404, and its combined
+// state is the worst state where Gitea's makes error and warning
+// "failure". Not modelled: the Link header, basic authentication, other
+// endpoints. Commits are looked up in a real git repository. Tests can
 // make it answer 5xx, or stop listening and come back on the same address.
 package forgetest
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +40,13 @@ import (
 
 // Received is a status the server accepted (201).
 type Received struct {
-	SHA    string
+	// SHA is the commit's full id (a short one in the request is
+	// resolved, as Gitea does).
+	SHA string
+	// Status is as stored: context, description and target URL trimmed.
 	Status forge.Status
+	// ID is the forge's id for it: 1, 2, … for each commit.
+	ID int64
 	// Scheme is how the token came: "token" or "Bearer".
 	Scheme string
 	Time   time.Time
@@ -114,8 +128,9 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // Fail makes the next requests, one per code, answer these status codes
-// (say 500, 502, 503) with Forgejo's JSON error body, before any check.
-// Every request counts in Attempts.
+// (say 500, 502, 503) with Gitea's JSON error body, before any check.
+// Every request counts in Attempts. The commit look-up a client makes
+// after a 500 (GET .../git/commits/{sha}) is neither failed nor counted.
 func (s *Server) Fail(codes ...int) { s.FailState("", codes...) }
 
 // FailState is Fail for the requests that set state only: the others are
@@ -150,7 +165,7 @@ func (s *Server) Received() []Received {
 	return append([]Received(nil), s.received...)
 }
 
-// Attempts counts every request, answered 201 or not.
+// Attempts counts every request but commit look-ups, answered 201 or not.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,95 +194,51 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var peek forge.Status
 	json.Unmarshal(body, &peek)
-	if code := s.injected(peek.State); code != 0 {
-		s.apiError(w, code, "injected failure")
-		return
+	owner, repo, route, ref, ok := splitRoute(r.URL.Path)
+	if route != "git" {
+		if code := s.injected(peek.State); code != 0 {
+			s.apiError(w, code, "injected failure")
+			return
+		}
 	}
-	if owner, repo, sha, ok := combinedRoute(r.URL.Path); ok {
-		s.combined(w, r, owner+"/"+repo, sha)
-		return
-	}
-	owner, repo, sha, ok := statusRoute(r.URL.Path)
 	switch {
-	case !ok:
-		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", "GET, POST")
-		s.apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+	case !ok || (route == "commits" && r.Method != http.MethodGet):
+		http.NotFound(w, r) // Gitea's router: text/plain "404 page not found"
+	case route == "statuses" && r.Method != http.MethodPost:
+		w.Header().Set("Allow", "GET") // Gitea's router, with no body
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	case route == "statuses":
+		s.create(w, r, owner+"/"+repo, ref)
+	case route == "commits":
+		s.combined(w, r, owner+"/"+repo, ref)
 	default:
-		s.create(w, r, owner+"/"+repo, sha)
+		s.commit(w, r, owner+"/"+repo, ref)
 	}
 }
 
-// statusRoute matches /api/v1/repos/{owner}/{repo}/statuses/{sha}.
-func statusRoute(path string) (owner, repo, sha string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/repos/"), "/")
-	if !strings.HasPrefix(path, "/api/v1/repos/") || len(parts) != 4 || parts[2] != "statuses" {
-		return "", "", "", false
+// splitRoute matches the three routes the fake serves:
+// /api/v1/repos/{owner}/{repo}/statuses/{sha} ("statuses"),
+// /api/v1/repos/{owner}/{repo}/commits/{ref}/status ("commits") and
+// /api/v1/repos/{owner}/{repo}/git/commits/{sha} ("git").
+func splitRoute(path string) (owner, repo, route, ref string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/api/v1/repos/")
+	parts := strings.Split(rest, "/")
+	if !found || len(parts) < 4 || parts[0] == "" || parts[1] == "" {
+		return "", "", "", "", false
 	}
-	return parts[0], parts[1], parts[3], parts[0] != "" && parts[1] != "" && parts[3] != ""
-}
-
-func (s *Server) create(w http.ResponseWriter, r *http.Request, repo, sha string) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if scheme != "token" && scheme != "Bearer" {
-		token = ""
-	}
+	owner, repo = parts[0], parts[1]
 	switch {
-	case token != s.token && token != s.readOnlyToken:
-		s.apiError(w, http.StatusUnauthorized, "user does not exist [uid: 0, name: ]")
-		return
-	case token == s.readOnlyToken:
-		s.apiError(w, http.StatusForbidden, "token does not have at least one of required scope(s): [write:repository]")
-		return
-	case !strings.EqualFold(repo, s.Repository):
-		s.apiError(w, http.StatusNotFound, "The target couldn't be found.")
-		return
+	case len(parts) == 4 && parts[2] == "statuses" && parts[3] != "":
+		return owner, repo, "statuses", parts[3], true
+	case len(parts) == 5 && parts[2] == "commits" && parts[3] != "" && parts[4] == "status":
+		return owner, repo, "commits", parts[3], true
+	case len(parts) == 5 && parts[2] == "git" && parts[3] == "commits" && parts[4] != "":
+		return owner, repo, "git", parts[4], true
 	}
-	var opt forge.Status
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		s.apiError(w, http.StatusUnprocessableEntity, "request body must be JSON")
-		return
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opt); err != nil {
-		s.apiError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
-	if !opt.State.Valid() && opt.State != "warning" {
-		s.apiError(w, http.StatusUnprocessableEntity, fmt.Sprintf("invalid state %q", opt.State))
-		return
-	}
-	if !s.hasCommit(sha) {
-		s.apiError(w, http.StatusNotFound, "sha "+sha+" not found")
-		return
-	}
-	s.accept(w, Received{SHA: sha, Status: opt, Scheme: scheme})
+	return "", "", "", "", false
 }
 
-// hasCommit asks git, as Forgejo's GetCommit does.
-func (s *Server) hasCommit(sha string) bool {
-	return exec.Command("git", "-C", s.gitDir, "cat-file", "-e", sha+"^{commit}").Run() == nil
-}
-
-func (s *Server) accept(w http.ResponseWriter, rec Received) {
-	now := time.Now().UTC()
-	rec.Time = now
-	sha, opt := rec.SHA, rec.Status
-	s.mu.Lock()
-	s.received = append(s.received, rec)
-	id := len(s.received)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(map[string]any{
-		"id": id, "status": opt.State, "target_url": opt.TargetURL, "description": opt.Description,
-		"url":     s.URL + "/api/v1/repos/" + s.Repository + "/statuses/" + sha,
-		"context": opt.Context, "creator": map[string]any{"id": 1, "login": "avalanche"},
-		"created_at": now.Format(time.RFC3339), "updated_at": now.Format(time.RFC3339),
-	})
-}
-
-// apiError answers like Forgejo's APIContext.Error: JSON with message and url.
+// apiError answers like Gitea's APIContext.APIError: JSON with message and url.
 func (s *Server) apiError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(code)
