@@ -113,6 +113,9 @@ type Daemon struct {
 	// stopping (storecheck.go); storeLine is the last store check's line.
 	unclean   bool
 	storeLine string
+	// drained is the node this agent cordoned and has not uncordoned yet
+	// (drain.go), nil when none.
+	drained *drainRecord
 }
 
 // Hooks are optional observers called by the daemon.

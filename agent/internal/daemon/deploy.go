@@ -40,6 +40,7 @@ func (d *Daemon) steps() []step {
 	return []step{
 		{name: journal.StepEvaluate, run: thenDurable(d.evaluate, d.syncEvaluation)},
 		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
+		{name: journal.StepDrain, run: d.drainStep},
 		{name: journal.StepSecrets, run: d.installSecrets},
 		{name: journal.StepProfile, run: d.setProfile},
 		{name: journal.StepSwitch, intent: d.switchIntent, run: thenDurable(d.switchTo, d.syncActivation)},

@@ -35,6 +35,7 @@ const (
 	StepBuild    = "build"
 	StepSecrets  = "secrets"
 	StepProfile  = "profile"
+	StepDrain    = "drain" // cordon and drain the k3s node (deploy.drain)
 	StepSwitch   = "activate"
 	StepConfirm  = "confirm"
 	StepRollback = "rollback"
