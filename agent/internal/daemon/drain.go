@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -103,8 +104,9 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
-// drainStep is the flight's drain step: it drains the node when the switch
-// will restart k3s. A drain that fails (a budget that never allows an
+// drainStep is the flight's drain step, after the secrets step (a changed
+// secret can restart k3s too) and before the profile: it drains the node
+// when the switch will restart k3s. A drain that fails (a budget that never allows an
 // eviction, an API server that does not answer) is cluster trouble, no
 // verdict: the node is uncordoned and the switch does not happen.
 func (d *Daemon) drainStep(ctx context.Context, f *journal.Flight) error {
@@ -113,6 +115,9 @@ func (d *Daemon) drainStep(ctx context.Context, f *journal.Flight) error {
 		return nil // boot: k3s changes at the reboot, which drains
 	}
 	why := k3sRestarts(resolve(d.Config.Deploy.CurrentSystem), f.StorePath)
+	if why == "" && slices.Contains(f.RestartUnits, k3sUnit) {
+		why = "a secret it reads changed: it is restarted"
+	}
 	if why == "" {
 		return nil
 	}

@@ -34,8 +34,8 @@ const (
 	StepEvaluate = "evaluate"
 	StepBuild    = "build"
 	StepSecrets  = "secrets"
-	StepProfile  = "profile"
 	StepDrain    = "drain" // cordon and drain the k3s node (deploy.drain)
+	StepProfile  = "profile"
 	StepSwitch   = "activate"
 	StepConfirm  = "confirm"
 	StepRollback = "rollback"
