@@ -25,14 +25,26 @@
       fleet = import ./nixos/lib { inherit inputs self; };
 
       # Only the Go sources: changing a host or a profile must not rebuild
-      # the agent (and thereby every host's closure).
+      # the agent (and thereby every host's closure). agent/drain is a module
+      # of its own (avalanche-drain, with client-go), built apart.
       agentSrc = lib.fileset.toSource {
         root = ./.;
         fileset = lib.fileset.unions [
           ./go.mod
           ./go.sum
-          ./agent
+          (lib.fileset.difference ./agent ./agent/drain)
           ./pkg
+        ];
+      };
+      # avalanche-drain's module and the control-plane harness its tests
+      # require through `replace ../../kubernetes/check`.
+      drainSrc = lib.fileset.toSource {
+        root = ./.;
+        fileset = lib.fileset.unions [
+          ./agent/drain
+          ./kubernetes/check/go.mod
+          ./kubernetes/check/go.sum
+          ./kubernetes/check/kubetest
         ];
       };
       version = self.shortRev or self.dirtyShortRev or "dev";
@@ -41,6 +53,10 @@
       packages = forAllSystems (pkgs: rec {
         avalanche-agent = pkgs.callPackage ./nixos/pkgs/avalanche-agent.nix {
           src = agentSrc;
+          inherit version;
+        };
+        avalanche-drain = pkgs.callPackage ./nixos/pkgs/avalanche-drain.nix {
+          src = drainSrc;
           inherit version;
         };
         default = avalanche-agent;
@@ -54,6 +70,9 @@
             services.avalanche-agent.package =
               lib.mkDefault
                 self.packages.${pkgs.stdenv.hostPlatform.system}.avalanche-agent;
+            services.avalanche-agent.deploy.drain.package =
+              lib.mkDefault
+                self.packages.${pkgs.stdenv.hostPlatform.system}.avalanche-drain;
           };
         default = avalanche-agent;
       };

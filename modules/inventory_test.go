@@ -120,6 +120,11 @@ func TestChecks(t *testing.T) {
 			options: `{ hostname = "x"; repository.url = "/srv/x.git"; deploy = { action = "test"; reboot.enable = true; }; }`,
 			want:    []string{"reboot.enable makes no sense"},
 		},
+		{
+			name:    "drain without avalanche-drain",
+			options: `{ hostname = "x"; repository.url = "/srv/x.git"; deploy.drain.enable = true; }`,
+			want:    []string{"deploy.drain.enable needs services.avalanche-agent.deploy.drain.package"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

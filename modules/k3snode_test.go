@@ -1,8 +1,10 @@
 package modules
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -39,6 +41,52 @@ func TestK3sNodesLoadLegacyIptables(t *testing.T) {
 				if got := slices.Contains(n.KernelModules, m); got != tc.k3s {
 					t.Errorf("%s: boot.kernelModules has %s = %v; want %v", tc.host, m, got, tc.k3s)
 				}
+			}
+		})
+	}
+}
+
+// TestK3sServersDrain: the k3s servers drain their node around a switch
+// that restarts k3s and around a reboot, with the flake's avalanche-drain
+// and the admin kubeconfig k3s writes there; k3s agents (no kubeconfig
+// that may evict) and other hosts do not.
+func TestK3sServersDrain(t *testing.T) {
+	f := newFleet(t)
+	type drain struct {
+		Enable     bool   `json:"enable"`
+		Helper     string `json:"helper"`
+		Kubeconfig string `json:"kubeconfig"`
+		Node       string `json:"node"`
+		Timeout    string `json:"timeout"`
+	}
+	f.writeSecrets(t, []string{"opi01", "opi03", "raccoon00", "eagle"}) // the hosts evaluate only with their secrets files
+	for _, tc := range []struct {
+		host  string
+		drain bool
+	}{{"opi01", true}, {"opi03", true}, {"raccoon00", false}, {"eagle", false}} {
+		t.Run(tc.host, func(t *testing.T) {
+			var r report
+			f.mustEval(t, fmt.Sprintf("report %q", tc.host), &r)
+			var c struct {
+				Deploy struct {
+					Drain drain `json:"drain"`
+				} `json:"deploy"`
+			}
+			if err := json.Unmarshal(r.AgentConfig, &c); err != nil {
+				t.Fatal(err)
+			}
+			d := c.Deploy.Drain
+			if d.Enable != tc.drain {
+				t.Errorf("%s: deploy.drain.enable = %v; want %v", tc.host, d.Enable, tc.drain)
+			}
+			if !strings.HasSuffix(d.Helper, "-avalanche-drain/bin/avalanche-drain") {
+				t.Errorf("%s: deploy.drain.helper = %q; want the flake's avalanche-drain", tc.host, d.Helper)
+			}
+			if d.Kubeconfig != "/etc/rancher/k3s/k3s.yaml" || d.Node != tc.host || d.Timeout != "15m" {
+				t.Errorf("%s: deploy.drain = %+v; want k3s's kubeconfig, the host name as node, 15m", tc.host, d)
+			}
+			if err := checkConfig(t, r.AgentConfig); err != nil {
+				t.Errorf("%s: the rendered agent config fails check-config: %v", tc.host, err)
 			}
 		})
 	}

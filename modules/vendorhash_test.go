@@ -13,16 +13,29 @@ import (
 	"testing"
 )
 
-// packageFile is the Nix package whose vendorHash the test keeps current.
-const packageFile = "nixos/pkgs/avalanche-agent.nix"
+// goPackage is a Nix package built with buildGoModule whose vendorHash the
+// test keeps current: its file, the paths of its src (flake.nix's fileset)
+// and the directory of its go.mod inside src (modRoot).
+type goPackage struct {
+	file    string
+	src     []string
+	modRoot string
+}
+
+var goPackages = []goPackage{
+	// agent/drain is a module of its own: go mod vendor of the root module
+	// skips it, and flake.nix leaves it out of agentSrc.
+	{file: "nixos/pkgs/avalanche-agent.nix", src: []string{"go.mod", "go.sum", "agent", "pkg"}, modRoot: "."},
+	{file: "nixos/pkgs/avalanche-drain.nix", modRoot: "agent/drain",
+		src: []string{"agent/drain", "kubernetes/check/go.mod", "kubernetes/check/go.sum", "kubernetes/check/kubetest"}},
+}
 
 var vendorHashRE = regexp.MustCompile(`(?m)^(\s*vendorHash\s*=\s*)"(sha256-[A-Za-z0-9+/]{43}=)";`)
 
 // TestVendorHash recomputes what buildGoModule's goModules derivation puts
-// in $out for this go.mod and go.sum, and compares its NAR hash with the
-// vendorHash in nixos/pkgs/avalanche-agent.nix. nixpkgs' module.nix (with
-// proxyVendor = false) runs, in a copy of the flake's agentSrc (go.mod,
-// go.sum, agent/, pkg/):
+// in $out for each package's go.mod and go.sum, and compares its NAR hash
+// with the vendorHash in its nixos/pkgs file. nixpkgs' module.nix (with
+// proxyVendor = false) runs, in a copy of the package's src, in modRoot:
 //
 //	GO111MODULE=on GOTOOLCHAIN=local go mod vendor   (GOFLAGS unset)
 //	cp -r vendor $out
@@ -34,27 +47,31 @@ var vendorHashRE = regexp.MustCompile(`(?m)^(\s*vendorHash\s*=\s*)"(sha256-[A-Za
 // version, not the toolchain's, so the same go.mod gives the same vendor/.
 func TestVendorHash(t *testing.T) {
 	nixHash := requireTool(t, "nix-hash")
-	want := vendorHashIn(t, filepath.Join(repoRoot, packageFile))
-	src := agentSrc(t)
-	cmd := exec.Command("go", "mod", "vendor")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=on", "GOTOOLCHAIN=local", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go mod vendor in a copy of the agent's source: %v\n%s", err, out)
-	}
-	out, err := run([]string{nixHash, "--type", "sha256", filepath.Join(src, "vendor")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := sriFromHex(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("nix-hash printed %q: %v", out, err)
-	}
-	if got != want {
-		t.Fatalf("go.mod/go.sum changed the agent's vendored dependencies: the vendorHash in %s is stale.\n"+
-			"In %s replace\n    vendorHash = %q;\nwith\n    vendorHash = %q;\n"+
-			"(computed as buildGoModule does: go mod vendor of go.mod, go.sum, agent/ and pkg/, NAR sha256)",
-			packageFile, packageFile, want, got)
+	for _, p := range goPackages {
+		t.Run(filepath.Base(p.file), func(t *testing.T) {
+			want := vendorHashIn(t, filepath.Join(repoRoot, p.file))
+			src := filepath.Join(copySrc(t, p.src), p.modRoot)
+			cmd := exec.Command("go", "mod", "vendor")
+			cmd.Dir = src
+			cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=on", "GOTOOLCHAIN=local", "GOWORK=off")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("go mod vendor in a copy of %s's source: %v\n%s", p.file, err, out)
+			}
+			out, err := run([]string{nixHash, "--type", "sha256", filepath.Join(src, "vendor")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := sriFromHex(strings.TrimSpace(string(out)))
+			if err != nil {
+				t.Fatalf("nix-hash printed %q: %v", out, err)
+			}
+			if got != want {
+				t.Fatalf("go.mod/go.sum changed the vendored dependencies: the vendorHash in %s is stale.\n"+
+					"In %s replace\n    vendorHash = %q;\nwith\n    vendorHash = %q;\n"+
+					"(computed as buildGoModule does: go mod vendor in %s of a copy of %s, NAR sha256)",
+					p.file, p.file, want, got, p.modRoot, strings.Join(p.src, ", "))
+			}
+		})
 	}
 }
 
@@ -72,15 +89,16 @@ func vendorHashIn(t *testing.T, file string) string {
 	return string(m[2])
 }
 
-// agentSrc copies what flake.nix's agentSrc holds (go.mod, go.sum, agent/,
-// pkg/; as a flake input only files git knows, and new ones not yet added,
-// so a new import shows before it is committed) into a temporary directory.
-// Which packages exist decides which dependencies go mod vendor copies.
-func agentSrc(t *testing.T) string {
+// copySrc copies what a flake.nix fileset of paths holds (as a flake input
+// only files git knows, and new ones not yet added, so a new import shows
+// before it is committed) into a temporary directory. Which packages exist
+// decides which dependencies go mod vendor copies. The agent's src holds
+// agent/ without agent/drain, a module of its own that go mod vendor skips
+// anyway.
+func copySrc(t *testing.T, paths []string) string {
 	t.Helper()
 	git := requireTool(t, "git")
-	out, err := run([]string{git, "-C", repoRoot, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
-		"--", "go.mod", "go.sum", "agent", "pkg"})
+	out, err := run(append([]string{git, "-C", repoRoot, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--"}, paths...))
 	if err != nil {
 		t.Fatal(err)
 	}

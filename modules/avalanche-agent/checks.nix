@@ -84,4 +84,10 @@ map missingFile (builtins.attrNames byFile)
     assertion = !o.deploy.reboot.enable || o.deploy.action != "test";
     message = "${prefix}.deploy.reboot.enable makes no sense with deploy.action = \"test\" (a reboot undoes a test activation).";
   }
+  {
+    # avalanche-drain is not in the agent's package: without it every drain,
+    # and so every switch that restarts k3s, would fail.
+    assertion = !o.deploy.drain.enable || set o.deploy.drain.helper;
+    message = "${prefix}.deploy.drain.enable needs ${prefix}.deploy.drain.package (the flake's module sets it) or ${prefix}.deploy.drain.helper.";
+  }
 ]

@@ -55,6 +55,12 @@ in
 
       environment.systemPackages = [ cfg.package ];
 
+      # The agent runs avalanche-drain only around a switch that restarts k3s
+      # or a reboot; it is its own package (client-go stays out of the agent).
+      services.avalanche-agent.deploy.drain.helper = lib.mkIf (cfg.deploy.drain.package != null) (
+        lib.mkDefault "${cfg.deploy.drain.package}/bin/avalanche-drain"
+      );
+
       # A fresh host's first deployment declares secrets for users that this
       # very activation creates (kanidm, step-ca, vaultwarden): the agent
       # installed them as root's. Hand them over after users and groups

@@ -38,6 +38,13 @@
       enable = false;
       window = "02:00-05:00";
     };
+    drain = {
+      enable = false;
+      helper = null; # null: the package's avalanche-drain
+      kubeconfig = "/etc/rancher/k3s/k3s.yaml";
+      node = null; # null: the hostname (k3s's node name)
+      timeout = "15m";
+    };
   };
   verify = {
     allowedSignersFile = null;

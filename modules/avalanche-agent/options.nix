@@ -172,6 +172,18 @@ in
         enable = opt types.bool d.deploy.reboot.enable "Reboot in the window when the kernel or initrd changed.";
         window = opt (types.strMatching "[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]") d.deploy.reboot.window "Local time window for reboots.";
       };
+      drain = {
+        enable = opt types.bool d.deploy.drain.enable ''
+          Cordon and drain this host's k3s node (eviction API, PodDisruptionBudgets
+          respected) before a switch that restarts k3s.service and before a reboot;
+          uncordon it once it is Ready again. Set by the k3s role profiles.
+        '';
+        package = opt (types.nullOr types.package) null "The package holding bin/avalanche-drain (the flake's module sets it).";
+        helper = opt (types.nullOr types.str) d.deploy.drain.helper "Path of avalanche-drain. Null: the one in deploy.drain.package.";
+        kubeconfig = opt types.str d.deploy.drain.kubeconfig "Kubeconfig allowed to cordon the node and evict pods (k3s servers write /etc/rancher/k3s/k3s.yaml; k3s agents have none).";
+        node = opt (types.nullOr types.str) d.deploy.drain.node "The k3s node name. Null: the host name.";
+        timeout = opt duration d.deploy.drain.timeout "How long a drain (and the wait for Ready) may take; past it the node is uncordoned and the switch waits for a later pass.";
+      };
     };
 
     verify = {

@@ -53,6 +53,11 @@ let
       reboot = {
         inherit (o.deploy.reboot) enable window;
       };
+      drain = {
+        inherit (o.deploy.drain) enable kubeconfig timeout;
+        helper = orEmpty o.deploy.drain.helper;
+        node = if o.deploy.drain.node == null then hostname else o.deploy.drain.node;
+      };
     };
     verify = {
       allowedSignersFile = orEmpty o.verify.allowedSignersFile;

@@ -19,6 +19,16 @@ in
   # when the builder is late; it keeps waiting for the release and says so.
   services.avalanche-agent.deploy.builderFallback = "wait";
 
+  # Draining around a k3s restart or a reboot (docs/rollouts.md) needs a
+  # kubeconfig allowed to cordon this node and evict its pods, and a k3s
+  # agent has none: k3s writes /etc/rancher/k3s/k3s.yaml only on servers,
+  # and the kubelet's own credentials may not evict. Once each raccoon's
+  # secrets.yaml holds `k3s/drain-kubeconfig` (a ServiceAccount bound to the
+  # ClusterRole in docs/rollouts.md), declare it as a secret, point
+  # deploy.drain.kubeconfig at its path and turn this on; enabled without
+  # it, every switch that restarts k3s would fail to drain and wait.
+  services.avalanche-agent.deploy.drain.enable = false;
+
   services.k3s = {
     enable = true;
     role = "agent";

@@ -19,6 +19,11 @@ in
     restartUnits = [ "k3s.service" ];
   };
 
+  # A switch that restarts k3s, and a reboot, first cordon and drain this
+  # node through the API (docs/rollouts.md), with the admin kubeconfig k3s
+  # writes on servers (/etc/rancher/k3s/k3s.yaml, the option's default).
+  services.avalanche-agent.deploy.drain.enable = true;
+
   services.k3s = {
     enable = true;
     role = "server";

@@ -101,6 +101,7 @@ type Deploy struct {
 	PostDeployHook string   `json:"postDeployHook,omitempty"`
 	NixArgs        []string `json:"nixArgs,omitempty"`
 	Reboot         Reboot   `json:"reboot"`
+	Drain          Drain    `json:"drain"`
 	// Builder mode (builder.go): where the system comes from.
 	Source          string   `json:"source,omitempty"`
 	BuilderTimeout  Duration `json:"builderTimeout,omitempty"`
@@ -112,6 +113,19 @@ type Deploy struct {
 type Reboot struct {
 	Enable bool   `json:"enable,omitempty"`
 	Window string `json:"window,omitempty"`
+}
+
+// Drain configures draining this host's k3s node (cordon, evict its pods
+// through the eviction API, uncordon once Ready) around a switch that
+// restarts k3s and around a reboot. The agent runs Helper
+// (avalanche-drain) only then; empty Helper means avalanche-drain next to
+// the agent's executable.
+type Drain struct {
+	Enable     bool     `json:"enable,omitempty"`
+	Helper     string   `json:"helper,omitempty"`
+	Kubeconfig string   `json:"kubeconfig,omitempty"`
+	Node       string   `json:"node,omitempty"`
+	Timeout    Duration `json:"timeout,omitempty"`
 }
 
 // Verify configures commit signature verification.

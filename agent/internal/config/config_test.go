@@ -39,6 +39,10 @@ func TestLoadDefaults(t *testing.T) {
 		{"currentSystem", c.Deploy.CurrentSystem, "/run/current-system"},
 		{"systemdRun", c.Deploy.SystemdRunEnabled(), true},
 		{"confirmTimeout", c.Deploy.ConfirmTimeout.D(), 120 * time.Second},
+		{"drain.enable", c.Deploy.Drain.Enable, false},
+		{"drain.kubeconfig", c.Deploy.Drain.Kubeconfig, "/etc/rancher/k3s/k3s.yaml"},
+		{"drain.node", c.Deploy.Drain.Node, c.Hostname},
+		{"drain.timeout", c.Deploy.Drain.Timeout.D(), 15 * time.Minute},
 		{"socket", c.SocketPath(), "/run/avalanche-agent/agent.sock"},
 	}
 	for _, ch := range checks {
@@ -108,6 +112,10 @@ func TestParseErrorNamesKey(t *testing.T) {
 		{"list type", cfg(`,"deploy":{"healthChecks":"true"}`), `deploy.healthChecks: "true" is not a list`},
 		{"list item type", cfg(`,"deploy":{"healthChecks":["true",3]}`), `deploy.healthChecks[1]: 3 is not a string`},
 		{"object type", cfg(`,"deploy":"fast"`), `deploy: "fast" is not an object`},
+		{"drain helper", cfg(`,"deploy":{"drain":{"helper":"avalanche-drain"}}`), `deploy.drain.helper: "avalanche-drain" is not an absolute path (want it to start with /)`},
+		{"drain timeout", cfg(`,"deploy":{"drain":{"timeout":"500ms"}}`), `deploy.drain.timeout: "500ms" is too short (want at least "1s", e.g. "60s", "5m")`},
+		{"drain node", cfg(`,"deploy":{"drain":{"enable":true,"node":"Raccoon_01"}}`),
+			`deploy.drain.node: "Raccoon_01" is not a Kubernetes node name (want k3s's node name: lowercase letters, digits, '-' and '.'; default the host name)`},
 		{"unknown key", cfg(`,"colour":"blue"`), `colour: unknown key (see docs/config.md for the keys)`},
 		{"mistyped key", cfg(`,"deploy":{"buildtimeout":"1h"}`), `deploy.buildtimeout: unknown key (did you mean "deploy.buildTimeout"?)`},
 		{"top level", `[1]`, `config: [1] is not an object (want {"version": 1, …})`},

@@ -42,6 +42,9 @@ func (c *Config) setDefaults() {
 		d.KeepGCRoots = 3
 	}
 	def(&d.Reboot.Window, "02:00-05:00")
+	def(&d.Drain.Kubeconfig, "/etc/rancher/k3s/k3s.yaml")
+	def(&d.Drain.Node, c.Hostname)
+	defD(&d.Drain.Timeout, 15*time.Minute)
 	def(&c.Secrets.Dir, "/run/secrets")
 	if c.Secrets.KeepGenerations == 0 {
 		c.Secrets.KeepGenerations = 5
@@ -76,7 +79,9 @@ func defD(d *Duration, v time.Duration) {
 var (
 	hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
 	outputRE   = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_'-]*$`)
-	windowRE   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	// nodeRE is a Kubernetes node name (a DNS subdomain).
+	nodeRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	windowRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$`)
 	// scpLikeRE matches user@host:path, the scp-like SSH form git accepts.
 	scpLikeRE = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$`)
 )
@@ -270,7 +275,7 @@ func (d Deploy) validate() []error {
 	errs = append(errs, oneOf("deploy.action", d.Action, "switch", "boot", "test"))
 	for key, v := range map[string]Duration{"deploy.evalTimeout": d.EvalTimeout,
 		"deploy.buildTimeout": d.BuildTimeout, "deploy.confirmTimeout": d.ConfirmTimeout,
-		"deploy.switchTimeout": d.SwitchTimeout} {
+		"deploy.switchTimeout": d.SwitchTimeout, "deploy.drain.timeout": d.Drain.Timeout} {
 		errs = append(errs, atLeastSecond(key, v))
 	}
 	if d.KeepGCRoots < 1 {
@@ -280,6 +285,10 @@ func (d Deploy) validate() []error {
 		if strings.TrimSpace(h) == "" {
 			errs = append(errs, fmt.Errorf("deploy.healthChecks[%d]: is empty (want a shell command)", i))
 		}
+	}
+	errs = append(errs, absPaths(map[string]string{"deploy.drain.helper": d.Drain.Helper, "deploy.drain.kubeconfig": d.Drain.Kubeconfig})...)
+	if d.Drain.Enable && (len(d.Drain.Node) > 253 || !nodeRE.MatchString(d.Drain.Node)) {
+		errs = append(errs, fmt.Errorf("deploy.drain.node: %q is not a Kubernetes node name (want k3s's node name: lowercase letters, digits, '-' and '.'; default the host name)", d.Drain.Node))
 	}
 	if !windowRE.MatchString(d.Reboot.Window) {
 		errs = append(errs, fmt.Errorf("deploy.reboot.window: %q is not a time window (want HH:MM-HH:MM, e.g. \"02:00-05:00\")", d.Reboot.Window))

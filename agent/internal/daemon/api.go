@@ -222,9 +222,13 @@ func (d *Daemon) maybeReboot(ctx context.Context) {
 	if !r.Enable || !need || !inWindow(r.Window, d.now()) {
 		return
 	}
+	if !d.drainBeforeReboot(ctx) {
+		return
+	}
 	d.Log.Warn().Strs("reasons", reasons).Msg("rebooting: kernel, initrd or modules changed")
 	if out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput(); err != nil {
 		d.Log.Error().Err(err).Str("output", tail(out)).Msg("rebooting")
+		d.rebootFailed(ctx)
 	}
 }
 

@@ -114,10 +114,13 @@ type Daemon struct {
 	unclean   bool
 	storeLine string
 	// syncedBefore is when the run that ended uncleanly last synced the
-	// store (zero: unknown); run is this run's record (runrecord.go).
+	// store (zero: unknown); runRec is this run's record (runrecord.go).
 	syncedBefore time.Time
 	runMu        sync.Mutex
 	runRec       runRecord
+	// drained is the node this agent cordoned and has not uncordoned yet
+	// (drain.go), nil when none.
+	drained *drainRecord
 }
 
 // Hooks are optional observers called by the daemon.

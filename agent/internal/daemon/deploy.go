@@ -41,6 +41,7 @@ func (d *Daemon) steps() []step {
 		{name: journal.StepEvaluate, run: thenDurable(d.evaluate, d.syncEvaluation)},
 		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
 		{name: journal.StepSecrets, run: d.installSecrets},
+		{name: journal.StepDrain, run: d.drainStep},
 		{name: journal.StepProfile, run: d.setProfile},
 		{name: journal.StepSwitch, intent: d.switchIntent, run: thenDurable(d.switchTo, d.syncActivation)},
 		{name: journal.StepConfirm, intent: d.confirmIntent, run: d.confirm},
@@ -121,6 +122,8 @@ func (d *Daemon) abort(ctx context.Context, f *journal.Flight, name string, err 
 		return d.rollback(ctx, f, err)
 	case name == journal.StepProfile:
 		d.undoProfile(ctx, f)
+		d.undoSecrets(ctx, f)
+	case name == journal.StepDrain:
 		d.undoSecrets(ctx, f)
 	}
 	return d.end(ctx, f, resultFailed, err)

@@ -283,4 +283,5 @@ func (d *Daemon) report(ctx context.Context, f *journal.Flight, dep state.Deploy
 	if f.Result == resultDeployed {
 		d.maybeReboot(ctx)
 	}
+	d.undrain(ctx)
 }

@@ -31,6 +31,7 @@ func (d *Daemon) recover(ctx context.Context) (res passResult, ok bool) {
 	}
 	d.mu.Unlock()
 	if f == nil {
+		d.undrain(ctx) // a node left cordoned once its flight or reboot is over
 		return passResult{}, true
 	}
 	if !f.Open() {
@@ -58,7 +59,7 @@ func (d *Daemon) resume(ctx context.Context, f *journal.Flight) passResult {
 		return d.rollback(ctx, f, errors.New(f.Cause)) // judged already; the rollback never began
 	}
 	switch f.Step {
-	case journal.StepBegin, journal.StepEvaluate, journal.StepBuild, journal.StepSecrets, journal.StepProfile:
+	case journal.StepBegin, journal.StepEvaluate, journal.StepBuild, journal.StepDrain, journal.StepSecrets, journal.StepProfile:
 		return d.resumeBeforeSwitch(ctx, f)
 	case journal.StepSwitch:
 		return d.resumeSwitch(ctx, f)

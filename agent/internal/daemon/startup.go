@@ -43,6 +43,7 @@ func (d *Daemon) prepare() error {
 		return err
 	}
 	d.unclean = d.markStarted()
+	d.loadDrain()
 	d.cleanUp()
 	return nil
 }

@@ -34,6 +34,7 @@ const (
 	StepEvaluate = "evaluate"
 	StepBuild    = "build"
 	StepSecrets  = "secrets"
+	StepDrain    = "drain" // cordon and drain the k3s node (deploy.drain)
 	StepProfile  = "profile"
 	StepSwitch   = "activate"
 	StepConfirm  = "confirm"

@@ -78,6 +78,9 @@ type FlakeOptions struct {
 	// system. A non-zero exit fails the switch with status 4, as a unit
 	// that fails to start does.
 	Activate string
+	// K3sUnit, when set, is written to $out/etc/systemd/system/k3s.service:
+	// a k3s node's unit, whose change restarts k3s (the agent drains).
+	K3sUnit string
 	// Deps gives the system this many dependencies, derivations of 64 KiB
 	// each (their content depends on Marker), listed in $out/deps: a
 	// closure with many paths, like a NixOS system's.
@@ -131,6 +134,10 @@ if [ -n "$agent" ]; then
 fi
 if [ -n "$secretsManifest" ]; then
   printf '%s' "$secretsManifest" > "$out/etc/avalanche-agent/secrets.json"
+fi
+if [ -n "$k3sUnit" ]; then
+  /bin/mkdir -p "$out/etc/systemd/system"
+  printf '%s' "$k3sUnit" > "$out/etc/systemd/system/k3s.service"
 fi
 if [ -n "$activate" ]; then printf '%s' "$activate" > "$out/bin/activate"; fi
 /bin/cat > "$out/bin/switch-to-configuration" <<SCRIPT
@@ -229,6 +236,9 @@ func derivationAttrs(opts FlakeOptions) [][2]string {
 	var extra [][2]string
 	if opts.SwitchCommand != "" { // only then: other systems keep their store paths
 		extra = append(extra, [2]string{"switchCommand", opts.SwitchCommand})
+	}
+	if opts.K3sUnit != "" {
+		extra = append(extra, [2]string{"k3sUnit", opts.K3sUnit})
 	}
 	return append(extra, [][2]string{
 		{"marker", opts.Marker},
