@@ -82,7 +82,11 @@ func TestStoreCheckRecentPaths(t *testing.T) {
 	h.commit("first", nil)
 	h.start()
 	h.stop()
-	syncedAt := time.Now().Add(-time.Second).Unix()
+	// The agent checks from its clock margin (10 minutes) before the last
+	// sync; a sync recorded that far ahead puts only the last seconds in
+	// the window, not every path the tests running beside this one
+	// registered in the shared store.
+	syncedAt := time.Now().Add(10*time.Minute - 2*time.Second).Unix()
 	h.opts.Marker = "second"
 	second := h.commit("second", nil)
 	out, err := exec.Command("nix", append(nixtest.Args(), "--extra-experimental-features", "nix-command flakes",
