@@ -17,6 +17,7 @@
   builder = {
     enable = false;
     cacheURL = null;
+    cacheCredentialsFile = null;
     signingKeyFile = null;
     releaseKeyFile = null;
     parallelism = 2;

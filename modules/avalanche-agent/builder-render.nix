@@ -20,6 +20,7 @@ in
   builder = {
     inherit (o.builder) enable parallelism hostTimeout;
     cacheURL = orEmpty o.builder.cacheURL;
+    cacheCredentialsFile = orEmpty o.builder.cacheCredentialsFile;
     signingKeyFile = orEmpty o.builder.signingKeyFile;
     releaseKeyFile = orEmpty o.builder.releaseKeyFile;
   };

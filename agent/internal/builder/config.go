@@ -2,17 +2,23 @@ package builder
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
 )
 
 // New returns the builder role for c (builder.enable), fetching and pushing
 // with git and building with nix. It reads the release key.
 func New(c *config.Config, git Git, nix Nix) (*Builder, error) {
 	signer, err := release.LoadSigner(c.Builder.ReleaseKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := newCache(c, nix)
 	if err != nil {
 		return nil, err
 	}
@@ -23,12 +29,40 @@ func New(c *config.Config, git Git, nix Nix) (*Builder, error) {
 		Git:            git,
 		Nix:            nix,
 		CacheURL:       c.Builder.CacheURL,
+		Cache:          cache,
 		SigningKeyFile: c.Builder.SigningKeyFile,
 		Signer:         signer,
 		Parallelism:    c.Builder.Parallelism,
 		GCRootDir:      filepath.Join(c.StateDir, "builder-gcroots"),
 		HostTimeout:    c.Builder.HostTimeout.D(),
 	}, nil
+}
+
+// newCache returns the S3 bucket of an s3:// builder.cacheURL, uploaded to
+// with the agent's S3 client (Debian's Nix cannot open s3:// stores, and
+// NixOS's would need the keys in its environment); nil for other URLs,
+// which Nix copies to itself.
+func newCache(c *config.Config, nix Nix) (Cache, error) {
+	if !c.Builder.IsS3() {
+		return nil, nil
+	}
+	loc, err := s3cache.ParseURL(c.Builder.CacheURL)
+	if err != nil {
+		return nil, fmt.Errorf("builder.cacheURL: %w", err)
+	}
+	bucket, err := s3cache.Open(loc, c.Builder.CacheCredentialsFile)
+	if err != nil {
+		return nil, fmt.Errorf("builder.cacheCredentialsFile: %w", err)
+	}
+	s3nix, ok := nix.(s3cache.Nix)
+	if !ok {
+		return nil, fmt.Errorf("builder.cacheURL: %T cannot stage NARs for S3", nix)
+	}
+	stage := filepath.Join(c.StateDir, "builder-stage")
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return nil, fmt.Errorf("builder stage directory: %w", err)
+	}
+	return &s3cache.Cache{Bucket: bucket, Nix: s3nix, StageDir: stage}, nil
 }
 
 // NewSource returns the host side of builder mode for c (deploy.source
