@@ -21,7 +21,7 @@ buildGoModule {
   # The NAR hash of `go mod vendor` for go.mod/go.sum. After changing them,
   # `go test ./modules -run TestVendorHash` prints the new line to paste here
   # (CI fails until it is pasted).
-  vendorHash = "sha256-68tMlalLinhVB6J450PX4ck+ZodnBRwxtRLjgS+Dhb4=";
+  vendorHash = "sha256-hIjv8h+n/O69Sy0g4iR1Aab1lCDwnwVK83/76D9xRJQ=";
 
   subPackages = [
     "agent/cmd/avalanche-agent"
