@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
 )
 
 func TestNewFromConfig(t *testing.T) {
@@ -38,5 +40,31 @@ func TestNewFromConfig(t *testing.T) {
 	c.Builder.ReleaseKeyFile = filepath.Join(t.TempDir(), "missing")
 	if _, err := New(c, nil, &rebuild.Nix{}); err == nil || !strings.Contains(err.Error(), "reading release key") {
 		t.Errorf("New with a missing release key = %v; want reading release key", err)
+	}
+}
+
+// TestNewWithS3Cache: an s3:// builder.cacheURL gives the builder the
+// bucket (uploaded to with the agent's S3 client, staged in the state
+// directory); a credentials file it cannot read fails at start-up, naming
+// the key.
+func TestNewWithS3Cache(t *testing.T) {
+	key, _ := gittest.NewSSHKey(t, t.TempDir(), "release")
+	creds := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(creds, []byte("[default]\naws_access_key_id = GK1\naws_secret_access_key = s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &config.Config{Hostname: "cardinal", StateDir: t.TempDir(), Builder: config.Builder{Enable: true,
+		CacheURL:             "s3://fleet-cache?endpoint=possum.internal:3900&region=garage&scheme=http",
+		CacheCredentialsFile: creds, SigningKeyFile: "/k", ReleaseKeyFile: key}}
+	b, err := New(c, nil, &rebuild.Nix{})
+	if err != nil {
+		t.Fatalf("New = %v", err)
+	}
+	if cache, ok := b.Cache.(*s3cache.Cache); !ok || cache.StageDir != filepath.Join(c.StateDir, "builder-stage") {
+		t.Errorf("New: Cache = %#v; want the bucket, staged under the state directory", b.Cache)
+	}
+	c.Builder.CacheCredentialsFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := New(c, nil, &rebuild.Nix{}); err == nil || !strings.Contains(err.Error(), "builder.cacheCredentialsFile") {
+		t.Errorf("New with missing S3 credentials = %v; want an error naming builder.cacheCredentialsFile", err)
 	}
 }

@@ -140,8 +140,8 @@ func TestS3ReleaseOnlyOnceTheBucketHoldsEveryPath(t *testing.T) {
 // TestS3BucketThatLosesAPath: an object deleted from the bucket (the NAR
 // of a kernel in beta's closure) is the cache's trouble on the host:
 // fault.Transient, never the commit's. The builder's next release finds
-// the loss although beta did not change, uploads it again, and the host
-// then substitutes its system.
+// the loss although beta did not change, uploads it again (and only what
+// was lost), and the host then substitutes its system.
 func TestS3BucketThatLosesAPath(t *testing.T) {
 	w, srv := newS3World(t)
 	first := w.build(t, w.commit(t, w.hosts("1", "1"), "fleet"))
@@ -153,6 +153,8 @@ func TestS3BucketThatLosesAPath(t *testing.T) {
 		}
 	}
 	nar := narOf(t, srv, kernel)
+	top := s3cache.NarinfoKey(beta)
+	written := srv.Modified(t, top)
 	srv.Remove(t, nar)
 	w.evict(t, first.Release)
 	_, err := w.agent(t, "beta").deploy(t, first.Commit)
@@ -167,6 +169,9 @@ func TestS3BucketThatLosesAPath(t *testing.T) {
 	}
 	if !srv.Has(t, nar) {
 		t.Errorf("the bucket still lacks %s after the next release", nar)
+	}
+	if again := srv.Modified(t, top); !again.Equal(written) {
+		t.Errorf("%s (beta's system, never lost) written again at %s; want only what was lost uploaded", top, again)
 	}
 	w.evict(t, second.Release)
 	if out, err := w.agent(t, "beta").deploy(t, second.Commit); err != nil || out != beta {

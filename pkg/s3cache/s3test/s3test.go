@@ -216,3 +216,13 @@ func (s *Server) Get(t *testing.T, key string) string {
 	}
 	return string(b)
 }
+
+// Modified returns when key in Bucket was last written.
+func (s *Server) Modified(t *testing.T, key string) time.Time {
+	t.Helper()
+	info, err := s.Client.StatObject(context.Background(), Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatalf("StatObject(%s) = %v", key, err)
+	}
+	return info.LastModified
+}
