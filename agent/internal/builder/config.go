@@ -58,7 +58,12 @@ func newCache(c *config.Config, nix Nix) (Cache, error) {
 	if !ok {
 		return nil, fmt.Errorf("builder.cacheURL: %T cannot stage NARs for S3", nix)
 	}
+	// What an upload cut short by a crash left there (one builder per
+	// state directory, and New runs before it).
 	stage := filepath.Join(c.StateDir, "builder-stage")
+	if err := os.RemoveAll(stage); err != nil {
+		return nil, fmt.Errorf("builder stage directory: %w", err)
+	}
 	if err := os.MkdirAll(stage, 0o700); err != nil {
 		return nil, fmt.Errorf("builder stage directory: %w", err)
 	}

@@ -45,7 +45,7 @@ func TestNewFromConfig(t *testing.T) {
 
 // TestNewWithS3Cache: an s3:// builder.cacheURL gives the builder the
 // bucket (uploaded to with the agent's S3 client, staged in the state
-// directory); a credentials file it cannot read fails at start-up, naming
+// directory, emptied of what a crash left); a credentials file it cannot read fails at start-up, naming
 // the key.
 func TestNewWithS3Cache(t *testing.T) {
 	key, _ := gittest.NewSSHKey(t, t.TempDir(), "release")
@@ -56,9 +56,16 @@ func TestNewWithS3Cache(t *testing.T) {
 	c := &config.Config{Hostname: "cardinal", StateDir: t.TempDir(), Builder: config.Builder{Enable: true,
 		CacheURL:             "s3://fleet-cache?endpoint=possum.internal:3900&region=garage&scheme=http",
 		CacheCredentialsFile: creds, SigningKeyFile: "/k", ReleaseKeyFile: key}}
+	stale := filepath.Join(c.StateDir, "builder-stage", "s3cache-123")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	b, err := New(c, nil, &rebuild.Nix{})
 	if err != nil {
 		t.Fatalf("New = %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a stage left by a crash is still there after New: %v", err)
 	}
 	if cache, ok := b.Cache.(*s3cache.Cache); !ok || cache.StageDir != filepath.Join(c.StateDir, "builder-stage") {
 		t.Errorf("New: Cache = %#v; want the bucket, staged under the state directory", b.Cache)
