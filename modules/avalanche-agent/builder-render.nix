@@ -21,6 +21,7 @@ in
     inherit (o.builder) enable parallelism hostTimeout;
     cacheURL = orEmpty o.builder.cacheURL;
     cacheCredentialsFile = orEmpty o.builder.cacheCredentialsFile;
+    s3Helper = orEmpty o.builder.s3Helper;
     signingKeyFile = orEmpty o.builder.signingKeyFile;
     releaseKeyFile = orEmpty o.builder.releaseKeyFile;
   };

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache/s3url"
 )
 
 // checkers bounds the requests Missing has in flight: a NixOS closure has
@@ -50,7 +52,7 @@ func (b *Bucket) Missing(ctx context.Context, paths []string) (missing []string,
 // held returns the narinfo of path when the bucket holds it and its NAR,
 // and "" when either is missing.
 func (b *Bucket) held(ctx context.Context, path string) (string, error) {
-	key := NarinfoKey(path)
+	key := s3url.NarinfoKey(path)
 	narinfo, err := b.get(ctx, key)
 	if notFound(err) {
 		return "", nil

@@ -38,7 +38,7 @@ type Nix interface {
 }
 
 // Cache is the fleet binary cache the builder copies closures to: a Nix
-// store URL (storeCache) or an S3 bucket (s3cache.Cache).
+// store URL (storeCache) or an S3 bucket (S3Cache).
 type Cache interface {
 	// Copy copies path and its closure; the paths it holds are skipped.
 	Copy(ctx context.Context, path string) error

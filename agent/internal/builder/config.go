@@ -8,7 +8,6 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
-	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
 )
 
 // New returns the builder role for c (builder.enable), fetching and pushing
@@ -39,22 +38,24 @@ func New(c *config.Config, git Git, nix Nix) (*Builder, error) {
 }
 
 // newCache returns the S3 bucket of an s3:// builder.cacheURL, uploaded to
-// with the agent's S3 client (Debian's Nix cannot open s3:// stores, and
+// by the avalanche-s3 helper (Debian's Nix cannot open s3:// stores, and
 // NixOS's would need the keys in its environment); nil for other URLs,
-// which Nix copies to itself.
+// which Nix copies to itself. The helper and the keys must be there now,
+// so a missing one fails at start-up.
 func newCache(c *config.Config, nix Nix) (Cache, error) {
 	if !c.Builder.IsS3() {
 		return nil, nil
 	}
-	loc, err := s3cache.ParseURL(c.Builder.CacheURL)
+	helper, err := s3Helper(c.Builder.S3Helper)
 	if err != nil {
-		return nil, fmt.Errorf("builder.cacheURL: %w", err)
+		return nil, fmt.Errorf("builder.s3Helper: %w", err)
 	}
-	bucket, err := s3cache.Open(loc, c.Builder.CacheCredentialsFile)
-	if err != nil {
+	if f, err := os.Open(c.Builder.CacheCredentialsFile); err != nil {
 		return nil, fmt.Errorf("builder.cacheCredentialsFile: %w", err)
+	} else {
+		f.Close()
 	}
-	s3nix, ok := nix.(s3cache.Nix)
+	stageNix, ok := nix.(StageNix)
 	if !ok {
 		return nil, fmt.Errorf("builder.cacheURL: %T cannot stage NARs for S3", nix)
 	}
@@ -67,7 +68,29 @@ func newCache(c *config.Config, nix Nix) (Cache, error) {
 	if err := os.MkdirAll(stage, 0o700); err != nil {
 		return nil, fmt.Errorf("builder stage directory: %w", err)
 	}
-	return &s3cache.Cache{Bucket: bucket, Nix: s3nix, StageDir: stage}, nil
+	return &S3Cache{Helper: helper, URL: c.Builder.CacheURL, CredentialsFile: c.Builder.CacheCredentialsFile,
+		Nix: stageNix, StageDir: stage}, nil
+}
+
+// s3Helper returns the avalanche-s3 to run: configured, else the one next
+// to the running agent; it must be an executable file.
+func s3Helper(configured string) (string, error) {
+	p := configured
+	if p == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("locating %s: %w", S3HelperName, err)
+		}
+		p = filepath.Join(filepath.Dir(exe), S3HelperName)
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", p)
+	}
+	return p, nil
 }
 
 // NewSource returns the host side of builder mode for c (deploy.source

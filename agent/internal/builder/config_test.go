@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
-	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
 )
 
 func TestNewFromConfig(t *testing.T) {
@@ -44,18 +45,22 @@ func TestNewFromConfig(t *testing.T) {
 }
 
 // TestNewWithS3Cache: an s3:// builder.cacheURL gives the builder the
-// bucket (uploaded to with the agent's S3 client, staged in the state
-// directory, emptied of what a crash left); a credentials file it cannot read fails at start-up, naming
-// the key.
+// bucket (uploaded to by the avalanche-s3 helper, staged in the state
+// directory, emptied of what a crash left); a credentials file it cannot
+// read or a helper it cannot run fails at start-up, naming the key.
 func TestNewWithS3Cache(t *testing.T) {
 	key, _ := gittest.NewSSHKey(t, t.TempDir(), "release")
 	creds := filepath.Join(t.TempDir(), "credentials")
 	if err := os.WriteFile(creds, []byte("[default]\naws_access_key_id = GK1\naws_secret_access_key = s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	helper := filepath.Join(t.TempDir(), "avalanche-s3")
+	if err := os.WriteFile(helper, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	c := &config.Config{Hostname: "cardinal", StateDir: t.TempDir(), Builder: config.Builder{Enable: true,
 		CacheURL:             "s3://fleet-cache?endpoint=possum.internal:3900&region=garage&scheme=http",
-		CacheCredentialsFile: creds, SigningKeyFile: "/k", ReleaseKeyFile: key}}
+		CacheCredentialsFile: creds, S3Helper: helper, SigningKeyFile: "/k", ReleaseKeyFile: key}}
 	stale := filepath.Join(c.StateDir, "builder-stage", "s3cache-123")
 	if err := os.MkdirAll(stale, 0o700); err != nil {
 		t.Fatal(err)
@@ -67,11 +72,24 @@ func TestNewWithS3Cache(t *testing.T) {
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("a stage left by a crash is still there after New: %v", err)
 	}
-	if cache, ok := b.Cache.(*s3cache.Cache); !ok || cache.StageDir != filepath.Join(c.StateDir, "builder-stage") {
-		t.Errorf("New: Cache = %#v; want the bucket, staged under the state directory", b.Cache)
+	want := &S3Cache{Helper: helper, URL: c.Builder.CacheURL, CredentialsFile: creds, Nix: &rebuild.Nix{},
+		StageDir: filepath.Join(c.StateDir, "builder-stage")}
+	if diff := cmp.Diff(want, b.Cache); diff != "" {
+		t.Errorf("New: Cache (-want +got):\n%s", diff)
 	}
-	c.Builder.CacheCredentialsFile = filepath.Join(t.TempDir(), "missing")
-	if _, err := New(c, nil, &rebuild.Nix{}); err == nil || !strings.Contains(err.Error(), "builder.cacheCredentialsFile") {
-		t.Errorf("New with missing S3 credentials = %v; want an error naming builder.cacheCredentialsFile", err)
+	for _, tt := range []struct {
+		key  string
+		edit func(*config.Builder)
+	}{
+		{"builder.cacheCredentialsFile", func(b *config.Builder) { b.CacheCredentialsFile = filepath.Join(t.TempDir(), "missing") }},
+		{"builder.s3Helper", func(b *config.Builder) { b.S3Helper = filepath.Join(t.TempDir(), "missing") }},
+		{"builder.s3Helper", func(b *config.Builder) { b.S3Helper = creds }}, // not executable
+		{"builder.s3Helper", func(b *config.Builder) { b.S3Helper = "" }},    // none next to the test binary
+	} {
+		broken := *c
+		tt.edit(&broken.Builder)
+		if _, err := New(&broken, nil, &rebuild.Nix{}); err == nil || !strings.Contains(err.Error(), tt.key) {
+			t.Errorf("New with %+v = %v; want an error naming %s", broken.Builder, err, tt.key)
+		}
 	}
 }

@@ -14,26 +14,19 @@ import (
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild/nixtest"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
-	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
 	"github.com/avalanche-fleet/avalanche/pkg/s3cache/s3test"
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache/s3url"
 )
 
 // s3World is a world whose cache is a bucket on a real S3 server
-// (versitygw): the builder uploads with the S3 client, hosts substitute
+// (versitygw): the builder uploads through the avalanche-s3 helper, hosts substitute
 // over the server's anonymous website endpoint.
 func newS3World(t *testing.T) (*world, *s3test.Server) {
 	t.Helper()
 	w := newWorld(t)
 	srv := s3test.Start(t)
-	loc, err := s3cache.ParseURL(srv.CacheURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket, err := s3cache.Open(loc, srv.CredentialsFile)
-	if err != nil {
-		t.Fatalf("Open(%s) = %v", srv.CacheURL, err)
-	}
-	w.builder.Cache = &s3cache.Cache{Bucket: bucket, Nix: w.builder.Nix.(*rebuild.Nix), StageDir: t.TempDir()}
+	w.builder.Cache = &S3Cache{Helper: s3test.Helper(t), URL: srv.CacheURL, CredentialsFile: srv.CredentialsFile,
+		Nix: w.builder.Nix.(*rebuild.Nix), StageDir: t.TempDir()}
 	w.builder.CacheURL = ""
 	w.cacheURL = srv.WebsiteURL
 	return w, srv
@@ -65,7 +58,7 @@ func (g *checkedPush) Push(ctx context.Context, branch, old, commit string) erro
 			continue
 		}
 		for _, p := range nixtest.Closure(g.t, h.OutPath) {
-			if !g.bucket.Has(g.t, s3cache.NarinfoKey(p)) {
+			if !g.bucket.Has(g.t, s3url.NarinfoKey(p)) {
 				g.t.Errorf("release of %s published while the bucket lacks %s of %s", rel.Commit, filepath.Base(p), name)
 			}
 		}
@@ -107,7 +100,7 @@ func TestS3ReleaseOnlyOnceTheBucketHoldsEveryPath(t *testing.T) {
 	push := &checkedPush{Git: w.repo, t: t, bucket: srv, repo: w.repo.Dir}
 	w.builder.Git = push
 	c := w.commit(t, w.hosts("1", "1"), "fleet")
-	cache := w.builder.Cache.(*s3cache.Cache)
+	cache := w.builder.Cache.(*S3Cache)
 	real := cache.Nix
 	cache.Nix = losingNix{real.(*rebuild.Nix)}
 	if _, err := w.repo.Fetch(context.Background()); err != nil {
@@ -153,7 +146,7 @@ func TestS3BucketThatLosesAPath(t *testing.T) {
 		}
 	}
 	nar := narOf(t, srv, kernel)
-	top := s3cache.NarinfoKey(beta)
+	top := s3url.NarinfoKey(beta)
 	written := srv.Modified(t, top)
 	srv.Remove(t, nar)
 	w.evict(t, first.Release)
@@ -182,7 +175,7 @@ func TestS3BucketThatLosesAPath(t *testing.T) {
 // narOf returns the NAR object the bucket's narinfo of path names.
 func narOf(t *testing.T, srv *s3test.Server, path string) string {
 	t.Helper()
-	narinfo := srv.Get(t, s3cache.NarinfoKey(path))
+	narinfo := srv.Get(t, s3url.NarinfoKey(path))
 	for line := range strings.Lines(narinfo) {
 		if nar, ok := strings.CutPrefix(line, "URL: "); ok {
 			return strings.TrimSpace(nar)

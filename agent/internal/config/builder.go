@@ -10,7 +10,7 @@ import (
 
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
-	"github.com/avalanche-fleet/avalanche/pkg/s3cache"
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache/s3url"
 )
 
 // Deploy sources: where a host's system comes from.
@@ -44,11 +44,14 @@ type Builder struct {
 	Enable bool `json:"enable,omitempty"`
 	// CacheURL is the Nix store URL closures are copied to. An s3:// URL
 	// (s3://BUCKET?endpoint=HOST:PORT&region=R) is uploaded to with the
-	// agent's own S3 client, keys from CacheCredentialsFile.
+	// avalanche-s3 helper (S3Helper), keys from CacheCredentialsFile.
 	CacheURL string `json:"cacheURL,omitempty"`
 	// CacheCredentialsFile holds the S3 keys for an s3:// CacheURL, in the
 	// AWS shared-credentials format (an agent-managed secret).
 	CacheCredentialsFile string `json:"cacheCredentialsFile,omitempty"`
+	// S3Helper is the path of avalanche-s3, the S3 client the builder runs
+	// for an s3:// CacheURL; empty: the one next to the agent.
+	S3Helper string `json:"s3Helper,omitempty"`
 	// SigningKeyFile is the cache's secret key (nix-store --generate-binary-cache-key).
 	SigningKeyFile string `json:"signingKeyFile,omitempty"`
 	// ReleaseKeyFile is the SSH private key that signs releases.
@@ -186,7 +189,8 @@ func (b Builder) validate(d Deploy) []error {
 	return errs
 }
 
-// IsS3 reports whether the builder uploads to an S3 bucket itself.
+// IsS3 reports whether the builder uploads to an S3 bucket through the
+// avalanche-s3 helper.
 func (b Builder) IsS3() bool { return strings.HasPrefix(b.CacheURL, "s3://") }
 
 // validateS3 checks what an s3:// builder.cacheURL needs.
@@ -198,7 +202,10 @@ func (b Builder) validateS3() []error {
 		return nil
 	}
 	var errs []error
-	if _, err := s3cache.ParseURL(b.CacheURL); err != nil {
+	if b.S3Helper != "" && !filepath.IsAbs(b.S3Helper) {
+		errs = append(errs, fmt.Errorf("builder.s3Helper must be an absolute path, got %q", b.S3Helper))
+	}
+	if _, err := s3url.Parse(b.CacheURL); err != nil {
 		errs = append(errs, fmt.Errorf("builder.cacheURL: %w", err))
 	}
 	if !filepath.IsAbs(b.CacheCredentialsFile) {

@@ -74,7 +74,8 @@ func TestBuilderProblems(t *testing.T) {
 }
 
 // TestBuilderS3Cache: an s3:// builder.cacheURL needs its endpoint and a
-// credentials file; each problem names the key.
+// credentials file, and a helper named must be an absolute path; each
+// problem names the key.
 func TestBuilderS3Cache(t *testing.T) {
 	role := func(cache string) string {
 		return `{` + base + `, "builder": {"enable": true, ` + cache + `,
@@ -84,6 +85,9 @@ func TestBuilderS3Cache(t *testing.T) {
 		name, cache, want string
 	}{
 		{"ok", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900&region=garage", "cacheCredentialsFile": "/run/secrets/s3"`, ""},
+		{"helper", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "/run/secrets/s3", "s3Helper": "/opt/bin/avalanche-s3"`, ""},
+		{"relative helper", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "/run/secrets/s3", "s3Helper": "avalanche-s3"`,
+			`builder.s3Helper must be an absolute path, got "avalanche-s3"`},
 		{"no credentials", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900"`,
 			`builder.cacheURL is s3://: builder.cacheCredentialsFile must be an absolute path`},
 		{"relative credentials", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "s3"`,

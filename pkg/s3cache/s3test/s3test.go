@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,26 @@ func Binary(t *testing.T) string {
 	}
 	t.Fatal("no .ci/versitygw above " + wd + " and AVALANCHE_VERSITYGW unset: cannot find the S3 server versitygw")
 	return ""
+}
+
+// HelperPackage is the import path of the avalanche-s3 command.
+const HelperPackage = "github.com/avalanche-fleet/avalanche/agent/cmd/avalanche-s3"
+
+// Helper builds avalanche-s3 into t.TempDir() and returns its path. The
+// build runs in the calling package's directory, which must lie inside
+// the avalanche module.
+func Helper(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "avalanche-s3")
+	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gotool); err != nil {
+		gotool = "go"
+	}
+	argv := []string{gotool, "build", "-o", out, HelperPackage}
+	if b, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v: %s", argv, err, b)
+	}
+	return out
 }
 
 func freePort(t *testing.T) string {
