@@ -184,3 +184,47 @@ func narOf(t *testing.T, srv *s3test.Server, path string) string {
 	t.Fatalf("narinfo of %s has no URL:\n%s", path, narinfo)
 	return ""
 }
+
+// TestS3HelperFailuresAreTheCachesTrouble: when avalanche-s3 fails (the
+// endpoint unreachable, the keys refused) the builder's error is the
+// cache's trouble, fault.Transient and never the commit's, carrying the
+// helper's command line and what it said; nothing is published.
+func TestS3HelperFailuresAreTheCachesTrouble(t *testing.T) {
+	w, srv := newS3World(t)
+	first := w.build(t, w.commit(t, w.hosts("1", "1"), "fleet"))
+	good := *w.builder.Cache.(*S3Cache)
+	wrongKeys := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(wrongKeys, []byte("[default]\naws_access_key_id = nobody\naws_secret_access_key = x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unreachable := good
+	unreachable.URL = strings.Replace(srv.CacheURL, srv.Endpoint, "127.0.0.1:1", 1)
+	refused := good
+	refused.CredentialsFile = wrongKeys
+	for name, cache := range map[string]*S3Cache{"unreachable": &unreachable, "keys refused": &refused} {
+		t.Run(name, func(t *testing.T) {
+			_, err := cache.MissingFrom(context.Background(), first.Hosts["beta"].OutPath)
+			if err == nil || fault.Of(err) != fault.Transient {
+				t.Fatalf("MissingFrom = %v (class %s); want the cache's trouble", err, fault.Of(err))
+			}
+			t.Logf("message: %v", err)
+			for _, want := range []string{cache.Helper, `"missing"`, "avalanche-s3: "} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("MissingFrom = %v; want it to name %q", err, want)
+				}
+			}
+			w.builder.Cache = cache
+			c := w.commit(t, w.hosts("2-"+name, "1"), "alpha only")
+			if _, err := w.repo.Fetch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.builder.Release(context.Background(), c); err == nil || release.IsCommitFault(err) ||
+				fault.Of(err) != fault.Transient {
+				t.Errorf("Release = %v (class %s); want the cache's trouble, no verdict", err, fault.Of(err))
+			}
+			if _, err := w.agent(t, "alpha").deploy(t, c); !errors.Is(err, release.ErrNotYet) {
+				t.Errorf("alpha's deployment = %v; want it waiting for a release", err)
+			}
+		})
+	}
+}
