@@ -50,11 +50,11 @@ func newCache(c *config.Config, nix Nix) (Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("builder.s3Helper: %w", err)
 	}
-	if f, err := os.Open(c.Builder.CacheCredentialsFile); err != nil {
+	creds, err := os.Open(c.Builder.CacheCredentialsFile)
+	if err != nil {
 		return nil, fmt.Errorf("builder.cacheCredentialsFile: %w", err)
-	} else {
-		f.Close()
 	}
+	creds.Close()
 	stageNix, ok := nix.(StageNix)
 	if !ok {
 		return nil, fmt.Errorf("builder.cacheURL: %T cannot stage NARs for S3", nix)
