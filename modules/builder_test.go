@@ -29,6 +29,26 @@ func TestRenderBuilderMode(t *testing.T) {
 			builder = { enable = true; cacheURL = "ssh-ng://nix-ssh@possum.internal"; parallelism = 3;
 			            signingKeyFile = "/run/secrets/cache-key"; releaseKeyFile = "/run/secrets/release-key"; };
 		}`, ""},
+		{"the builder uploading to possum's Garage", `{
+			hostname = "cardinal";
+			repository.url = "https://git.internal/x.git";
+			builder = { enable = true; cacheURL = "s3://fleet-cache?endpoint=possum.internal:3900&region=garage&scheme=http";
+			            cacheCredentialsFile = "/run/secrets/cache-s3"; s3Helper = "/opt/avalanche/bin/avalanche-s3";
+			            signingKeyFile = "/run/secrets/cache-key"; releaseKeyFile = "/run/secrets/release-key"; };
+		}`, ""},
+		{"an S3 helper that is not a path", `{
+			hostname = "cardinal";
+			repository.url = "https://git.internal/x.git";
+			builder = { enable = true; cacheURL = "s3://fleet-cache?endpoint=possum.internal:3900";
+			            cacheCredentialsFile = "/run/secrets/cache-s3"; s3Helper = "avalanche-s3";
+			            signingKeyFile = "/run/secrets/cache-key"; releaseKeyFile = "/run/secrets/release-key"; };
+		}`, `builder.s3Helper must be an absolute path, got "avalanche-s3"`},
+		{"an S3 cache without its keys", `{
+			hostname = "cardinal";
+			repository.url = "https://git.internal/x.git";
+			builder = { enable = true; cacheURL = "s3://fleet-cache?endpoint=possum.internal:3900";
+			            signingKeyFile = "/run/secrets/cache-key"; releaseKeyFile = "/run/secrets/release-key"; };
+		}`, "builder.cacheCredentialsFile must be an absolute path"},
 		{"a cache that trusts anything", `{
 			hostname = "raccoon00";
 			repository.url = "https://git.internal/x.git";

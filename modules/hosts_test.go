@@ -80,7 +80,7 @@ func TestHostsEvaluate(t *testing.T) {
 		for h, want := range map[string][]string{
 			"beacon":    {"grafana"},
 			"mysecrets": {"kanidm", "step-ca", "vaultwarden"},
-			"possum":    {"garage", "harmonia"},
+			"possum":    {"garage", "garage-fleet-cache", "harmonia"},
 			"raccoon00": {"k3s"},
 			"eagle":     {},
 		} {
@@ -243,7 +243,8 @@ func TestFlakeOutputs(t *testing.T) {
 		if o.Formatter != "nixfmt" || !slices.Contains(o.DevShell, "nixfmt") || !slices.Contains(o.DevShell, "nixos-rebuild-ng") {
 			t.Errorf("%s: formatter %q, dev shell %q; want nixfmt and nixos-rebuild-ng", system, o.Formatter, o.DevShell)
 		}
-		want := []string{"agent/cmd/avalanche-agent", "agent/cmd/avalanche-decrypt", "agent/cmd/avalanche-cloud"}
+		want := []string{"agent/cmd/avalanche-agent", "agent/cmd/avalanche-decrypt", "agent/cmd/avalanche-cloud",
+			"agent/cmd/avalanche-s3"}
 		if diff := cmp.Diff(want, o.Agent.SubPackages); diff != "" {
 			t.Errorf("%s: agent package subPackages (-want +got):\n%s", system, diff)
 		}

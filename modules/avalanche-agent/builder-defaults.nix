@@ -17,6 +17,8 @@
   builder = {
     enable = false;
     cacheURL = null;
+    cacheCredentialsFile = null;
+    s3Helper = null; # null: avalanche-s3 next to the agent binary
     signingKeyFile = null;
     releaseKeyFile = null;
     parallelism = 2;

@@ -20,6 +20,8 @@ in
   builder = {
     inherit (o.builder) enable parallelism hostTimeout;
     cacheURL = orEmpty o.builder.cacheURL;
+    cacheCredentialsFile = orEmpty o.builder.cacheCredentialsFile;
+    s3Helper = orEmpty o.builder.s3Helper;
     signingKeyFile = orEmpty o.builder.signingKeyFile;
     releaseKeyFile = orEmpty o.builder.releaseKeyFile;
   };

@@ -54,6 +54,14 @@ in
         the avalanche/releases branch (the repository credentials need push access)
       '';
       cacheURL = opt (types.nullOr types.str) d.builder.cacheURL "Nix store URL the closures are copied to.";
+      cacheCredentialsFile = opt secretPath d.builder.cacheCredentialsFile ''
+        The S3 keys of an s3:// builder.cacheURL, in the AWS
+        shared-credentials format (an agent-managed secret's path).
+      '';
+      s3Helper = opt (types.nullOr types.str) d.builder.s3Helper ''
+        Path of avalanche-s3, the S3 client the builder runs for an s3://
+        builder.cacheURL. Null means the one next to the agent.
+      '';
       signingKeyFile = opt secretPath d.builder.signingKeyFile "The binary cache's secret key (nix-store --generate-binary-cache-key).";
       releaseKeyFile = opt secretPath d.builder.releaseKeyFile "SSH private key that signs releases.";
       parallelism = opt types.ints.positive d.builder.parallelism "Hosts evaluated and built at once (an evaluation takes 1-2 GB).";

@@ -67,7 +67,7 @@ in
 
     package = mkOption {
       type = types.package;
-      description = "The avalanche-agent package (provides avalanche-agent, avalanche-decrypt and avalanche-cloud).";
+      description = "The avalanche-agent package (provides avalanche-agent, avalanche-decrypt, avalanche-cloud and avalanche-s3).";
     };
 
     hostname = mkOption {

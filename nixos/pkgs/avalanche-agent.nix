@@ -1,4 +1,5 @@
-# The avalanche-agent package: the daemon/CLI and its decryption helper.
+# The avalanche-agent package: the daemon/CLI, its decryption helper, the
+# cloud tool and the builder's S3 helper.
 #
 # src is only go.mod, go.sum, agent/ and pkg/ (lib.fileset in flake.nix), so
 # editing a host or a profile does not rebuild the agent.
@@ -21,12 +22,15 @@ buildGoModule {
   # The NAR hash of `go mod vendor` for go.mod/go.sum. After changing them,
   # `go test ./modules -run TestVendorHash` prints the new line to paste here
   # (CI fails until it is pasted).
-  vendorHash = "sha256-68tMlalLinhVB6J450PX4ck+ZodnBRwxtRLjgS+Dhb4=";
+  vendorHash = "sha256-hIjv8h+n/O69Sy0g4iR1Aab1lCDwnwVK83/76D9xRJQ=";
 
   subPackages = [
     "agent/cmd/avalanche-agent"
     "agent/cmd/avalanche-decrypt"
     "agent/cmd/avalanche-cloud"
+    # the builder's S3 client, run only for an s3:// builder.cacheURL:
+    # minio-go stays out of the daemon every host runs
+    "agent/cmd/avalanche-s3"
   ];
 
   env.CGO_ENABLED = "0";

@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -84,4 +85,14 @@ func (n *Nix) invalidPaths(ctx context.Context, paths []string) ([]string, error
 		invalid = append(invalid, strings.Fields(stdout.String())...)
 	}
 	return invalid, nil
+}
+
+// Valid reports whether path is valid in the local store. Its errors are
+// the machine's (a full disk) or wrap ErrTransient, never the path's.
+func (n *Nix) Valid(ctx context.Context, path string) (bool, error) {
+	invalid, err := n.invalidPaths(ctx, []string{path})
+	if err != nil {
+		return false, fmt.Errorf("checking the local store: %w", cmp.Or(hostError(err), fmt.Errorf("%w: %w", ErrTransient, err)))
+	}
+	return len(invalid) == 0, nil
 }

@@ -18,7 +18,8 @@ func deps(t *testing.T, target string) []string {
 
 // TestDaemonDeps keeps what the resident daemon links small: sops and the
 // cloud KMS SDKs live in avalanche-decrypt (with the admin's host
-// commands), the Tailscale and Hetzner clients in avalanche-cloud,
+// commands), the Tailscale and Hetzner clients in avalanche-cloud, the
+// S3 client (minio-go, 2.3 MB of arm64 binary) in avalanche-s3,
 // Kubernetes, the Prometheus rule parser and Grafana's dashboard SDK in
 // kubernetes/check, and the metrics need no Prometheus client.
 func TestDaemonDeps(t *testing.T) {
@@ -28,6 +29,7 @@ func TestDaemonDeps(t *testing.T) {
 		"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest", "github.com/avalanche-fleet/avalanche/pkg/secrets/secretstest",
 		"github.com/avalanche-fleet/avalanche/agent/internal/enrol", // host commands link sops: avalanche-decrypt runs them
 		"github.com/avalanche-fleet/avalanche/pkg/forge/forgetest", "github.com/grafana/",
+		"github.com/minio/", "github.com/avalanche-fleet/avalanche/pkg/s3cache/s3test", // the builder runs avalanche-s3
 		// The metrics are written without protobuf (1.5 MB of arm64 binary).
 		"github.com/prometheus/", "google.golang.org/protobuf"}
 	banned = append(banned, "testing")

@@ -37,6 +37,17 @@ type Nix interface {
 	MissingFrom(ctx context.Context, storeURL, path string) ([]string, error)
 }
 
+// Cache is the fleet binary cache the builder copies closures to: a Nix
+// store URL (storeCache) or an S3 bucket (S3Cache).
+type Cache interface {
+	// Copy copies path and its closure; the paths it holds are skipped.
+	Copy(ctx context.Context, path string) error
+	// MissingFrom returns the paths of path's closure the cache does not
+	// hold whole (path itself when it is not in the local store). Its
+	// errors are never a path's fault.
+	MissingFrom(ctx context.Context, path string) ([]string, error)
+}
+
 // Git is what the builder needs from the fleet repository (gitsync.Repo).
 type Git interface {
 	Fetch(ctx context.Context) (gitsync.FetchResult, error)
@@ -65,8 +76,10 @@ type Builder struct {
 	ReleaseBranch string
 	Git           Git
 	Nix           Nix
-	// CacheURL is the Nix store URL closures are copied to.
+	// CacheURL is the Nix store URL closures are copied to when Cache is nil.
 	CacheURL string
+	// Cache is where closures are copied to; nil: Nix copies to CacheURL.
+	Cache Cache
 	// SigningKeyFile is the cache's secret key (nix-store --generate-binary-cache-key).
 	SigningKeyFile string
 	// Signer signs releases (builder.releaseKeyFile).
@@ -197,7 +210,7 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		// Built, signed and copied for an earlier release; but a cache may
 		// have lost paths since (a garbage collection, a wiped disk), and a
 		// release must never name a closure the cache does not hold whole.
-		missing, err := b.Nix.MissingFrom(ctx, b.CacheURL, h.OutPath)
+		missing, err := b.cache().MissingFrom(ctx, h.OutPath)
 		if err != nil {
 			return h, fault.New(fault.Transient, err)
 		}
@@ -217,10 +230,25 @@ func (b *Builder) host(ctx context.Context, ref, name string, prev release.Host)
 		return h, err
 	}
 	failpoint.Hit("builder-copy")
-	if err := b.Nix.Copy(ctx, b.CacheURL, out); err != nil {
+	if err := b.cache().Copy(ctx, out); err != nil {
 		return h, err
 	}
-	return h, nil
+	return h, b.complete(ctx, out)
+}
+
+// complete checks that the cache holds out's whole closure after the copy:
+// a release must never name a path a host cannot substitute. A cache that
+// took the copy and still lacks paths is the cache's trouble, retried.
+func (b *Builder) complete(ctx context.Context, out string) error {
+	missing, err := b.cache().MissingFrom(ctx, out)
+	if err != nil {
+		return fault.New(fault.Transient, err)
+	}
+	if len(missing) > 0 {
+		return fault.New(fault.Transient, fmt.Errorf("the cache lacks %d paths of %s after the copy, first %s",
+			len(missing), filepath.Base(out), filepath.Base(missing[0])))
+	}
+	return nil
 }
 
 // failed turns an evaluation or build error into the host's entry when it
@@ -273,6 +301,26 @@ func (b *Builder) publish(ctx context.Context, rel release.Release) (release.Fou
 		}
 	}
 	return release.Found{}, err
+}
+
+func (b *Builder) cache() Cache {
+	if b.Cache != nil {
+		return b.Cache
+	}
+	return storeCache{nix: b.Nix, url: b.CacheURL}
+}
+
+// storeCache is a cache Nix opens itself: file://, http(s)://, ssh-ng://,
+// and s3:// where the host's Nix supports it.
+type storeCache struct {
+	nix Nix
+	url string
+}
+
+func (c storeCache) Copy(ctx context.Context, path string) error { return c.nix.Copy(ctx, c.url, path) }
+
+func (c storeCache) MissingFrom(ctx context.Context, path string) ([]string, error) {
+	return c.nix.MissingFrom(ctx, c.url, path)
 }
 
 func (b *Builder) finder() release.Finder {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 	"github.com/avalanche-fleet/avalanche/pkg/release"
+	"github.com/avalanche-fleet/avalanche/pkg/s3cache/s3url"
 )
 
 // Deploy sources: where a host's system comes from.
@@ -41,8 +42,16 @@ type Cache struct {
 // main commit, fill the cache, publish signed releases.
 type Builder struct {
 	Enable bool `json:"enable,omitempty"`
-	// CacheURL is the Nix store URL closures are copied to.
+	// CacheURL is the Nix store URL closures are copied to. An s3:// URL
+	// (s3://BUCKET?endpoint=HOST:PORT&region=R) is uploaded to with the
+	// avalanche-s3 helper (S3Helper), keys from CacheCredentialsFile.
 	CacheURL string `json:"cacheURL,omitempty"`
+	// CacheCredentialsFile holds the S3 keys for an s3:// CacheURL, in the
+	// AWS shared-credentials format (an agent-managed secret).
+	CacheCredentialsFile string `json:"cacheCredentialsFile,omitempty"`
+	// S3Helper is the path of avalanche-s3, the S3 client the builder runs
+	// for an s3:// CacheURL; empty: the one next to the agent.
+	S3Helper string `json:"s3Helper,omitempty"`
 	// SigningKeyFile is the cache's secret key (nix-store --generate-binary-cache-key).
 	SigningKeyFile string `json:"signingKeyFile,omitempty"`
 	// ReleaseKeyFile is the SSH private key that signs releases.
@@ -162,6 +171,7 @@ func (b Builder) validate(d Deploy) []error {
 	if err := storeURL(b.CacheURL); err != nil {
 		errs = append(errs, fmt.Errorf("builder.cacheURL: %w", err))
 	}
+	errs = append(errs, b.validateS3()...)
 	for name, f := range map[string]string{"builder.signingKeyFile": b.SigningKeyFile, "builder.releaseKeyFile": b.ReleaseKeyFile} {
 		if !filepath.IsAbs(f) {
 			errs = append(errs, fmt.Errorf("builder.enable needs %s as an absolute path, got %q", name, f))
@@ -175,6 +185,32 @@ func (b Builder) validate(d Deploy) []error {
 	}
 	if d.FromBuilder() {
 		errs = append(errs, errors.New(`builder.enable: the builder evaluates every host itself; set deploy.source to "local"`))
+	}
+	return errs
+}
+
+// IsS3 reports whether the builder uploads to an S3 bucket through the
+// avalanche-s3 helper.
+func (b Builder) IsS3() bool { return strings.HasPrefix(b.CacheURL, "s3://") }
+
+// validateS3 checks what an s3:// builder.cacheURL needs.
+func (b Builder) validateS3() []error {
+	if !b.IsS3() {
+		if b.CacheCredentialsFile != "" {
+			return []error{fmt.Errorf("builder.cacheCredentialsFile is set but builder.cacheURL %q is not s3://", b.CacheURL)}
+		}
+		return nil
+	}
+	var errs []error
+	if b.S3Helper != "" && !filepath.IsAbs(b.S3Helper) {
+		errs = append(errs, fmt.Errorf("builder.s3Helper must be an absolute path, got %q", b.S3Helper))
+	}
+	if _, err := s3url.Parse(b.CacheURL); err != nil {
+		errs = append(errs, fmt.Errorf("builder.cacheURL: %w", err))
+	}
+	if !filepath.IsAbs(b.CacheCredentialsFile) {
+		errs = append(errs, fmt.Errorf("builder.cacheURL is s3://: builder.cacheCredentialsFile must be an absolute path "+
+			"to the bucket's keys (AWS shared-credentials format), got %q", b.CacheCredentialsFile))
 	}
 	return errs
 }

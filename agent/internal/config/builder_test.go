@@ -38,7 +38,7 @@ func TestBuilderModeHost(t *testing.T) {
 
 func TestBuilderRole(t *testing.T) {
 	_, err := Parse([]byte(`{` + base + `,
-  "builder": {"enable": true, "cacheURL": "s3://nix-cache?endpoint=possum.internal:3900&region=garage",
+  "builder": {"enable": true, "cacheURL": "s3://nix-cache?endpoint=possum.internal:3900&region=garage", "cacheCredentialsFile": "/run/secrets/cache-s3",
               "signingKeyFile": "/run/secrets/cache-key", "releaseKeyFile": "/run/secrets/release-key", "parallelism": 3}}`))
 	if err != nil {
 		t.Fatalf("Parse = %v", err)
@@ -70,6 +70,48 @@ func TestBuilderProblems(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestBuilderS3Cache: an s3:// builder.cacheURL needs its endpoint and a
+// credentials file, and a helper named must be an absolute path; each
+// problem names the key.
+func TestBuilderS3Cache(t *testing.T) {
+	role := func(cache string) string {
+		return `{` + base + `, "builder": {"enable": true, ` + cache + `,
+  "signingKeyFile": "/run/secrets/cache-key", "releaseKeyFile": "/run/secrets/release-key"}}`
+	}
+	tests := []struct {
+		name, cache, want string
+	}{
+		{"ok", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900&region=garage", "cacheCredentialsFile": "/run/secrets/s3"`, ""},
+		{"helper", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "/run/secrets/s3", "s3Helper": "/opt/bin/avalanche-s3"`, ""},
+		{"relative helper", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "/run/secrets/s3", "s3Helper": "avalanche-s3"`,
+			`builder.s3Helper must be an absolute path, got "avalanche-s3"`},
+		{"no credentials", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900"`,
+			`builder.cacheURL is s3://: builder.cacheCredentialsFile must be an absolute path`},
+		{"relative credentials", `"cacheURL": "s3://nix-cache?endpoint=possum.internal:3900", "cacheCredentialsFile": "s3"`,
+			`builder.cacheCredentialsFile must be an absolute path to the bucket's keys (AWS shared-credentials format), got "s3"`},
+		{"no endpoint", `"cacheURL": "s3://nix-cache?region=garage", "cacheCredentialsFile": "/run/secrets/s3"`,
+			`builder.cacheURL: "s3://nix-cache?region=garage" needs endpoint=HOST[:PORT]`},
+		{"bad scheme", `"cacheURL": "s3://nix-cache?endpoint=possum:3900&scheme=ftp", "cacheCredentialsFile": "/run/secrets/s3"`,
+			`builder.cacheURL: "s3://nix-cache?endpoint=possum:3900&scheme=ftp": scheme must be https or http`},
+		{"credentials without s3", `"cacheURL": "file:///srv/cache", "cacheCredentialsFile": "/run/secrets/s3"`,
+			`builder.cacheCredentialsFile is set but builder.cacheURL "file:///srv/cache" is not s3://`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(role(tt.cache)))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Parse = %v; want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse = %v; want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,14 +1,65 @@
 # possum: Raspberry Pi 4 with a USB disk: Garage (S3 for restic backups and
 # the cluster's object storage) and the fleet binary cache (role-binary-cache).
-{ config, pkgs, ... }:
+{ config, pkgs, lib, ... }:
 let
   s = config.services.avalanche-agent.secrets;
+
+  # The fleet cache in Garage (docs/builder.md "The fleet cache on S3"): the
+  # release builder uploads with the key below, hosts read the bucket
+  # anonymously from Garage's web endpoint at http://fleet-cache.web.internal:3902
+  # (a plain Nix HTTP cache; the narinfo signatures carry the trust).
+  cacheBucket = "fleet-cache";
+  # Objects older than this expire; the builder uploads again, at its next
+  # release, whatever a current system lost (docs/builder.md, retention).
+  cacheRetentionDays = 90;
+  lifecycle = builtins.toJSON {
+    Rules = [
+      {
+        ID = "retention";
+        Status = "Enabled";
+        Filter.Prefix = "";
+        Expiration.Days = cacheRetentionDays;
+        AbortIncompleteMultipartUpload.DaysAfterInitiation = 1;
+      }
+    ];
+  };
+  # Idempotent: the bucket, the builder's key (imported from the secret, so
+  # the key the builder holds is the one Garage knows), its read/write grant,
+  # web access, and the retention rule.
+  cacheSetup = pkgs.writeShellScript "garage-fleet-cache" ''
+    set -eu
+    export PATH=${
+      lib.makeBinPath [
+        pkgs.garage
+        pkgs.awscli2
+      ]
+    }:$PATH
+    # GARAGE_KEY_ID, GARAGE_KEY_SECRET
+    . ${s.garage-fleet-cache-key.path}
+    garage bucket info ${cacheBucket} >/dev/null 2>&1 || garage bucket create ${cacheBucket}
+    garage key info "$GARAGE_KEY_ID" >/dev/null 2>&1 ||
+      garage key import --yes -n fleet-cache-builder "$GARAGE_KEY_ID" "$GARAGE_KEY_SECRET"
+    garage bucket allow --read --write ${cacheBucket} --key "$GARAGE_KEY_ID"
+    garage bucket website --allow ${cacheBucket}
+    AWS_ACCESS_KEY_ID=$GARAGE_KEY_ID AWS_SECRET_ACCESS_KEY=$GARAGE_KEY_SECRET AWS_DEFAULT_REGION=garage \
+      aws --endpoint-url http://127.0.0.1:3900 s3api put-bucket-lifecycle-configuration \
+        --bucket ${cacheBucket} --lifecycle-configuration '${lifecycle}'
+  '';
 in
 {
   services.avalanche-agent.secrets.garage-env = {
     sopsFile = ../../../secrets/nixos/possum/secrets.yaml;
     key = "garage/env"; # GARAGE_RPC_SECRET, GARAGE_ADMIN_TOKEN
     restartUnits = [ "garage.service" ];
+  };
+
+  # The release builder's key to the fleet cache bucket: the id and secret
+  # the builder holds as cache/s3-credentials (docs/builder.md), here as
+  # shell assignments.
+  services.avalanche-agent.secrets.garage-fleet-cache-key = {
+    sopsFile = ../../../secrets/nixos/possum/secrets.yaml;
+    key = "garage/fleet-cache-key"; # GARAGE_KEY_ID=GK…, GARAGE_KEY_SECRET=…
+    restartUnits = [ "garage-fleet-cache.service" ];
   };
 
   fileSystems."/srv/data" = {
@@ -33,6 +84,13 @@ in
         api_bind_addr = "[::]:3900";
         root_domain = ".s3.internal";
       };
+      # Anonymous read-only HTTP for buckets with web access: the fleet
+      # cache as fleet-cache.web.internal (a CNAME to possum).
+      s3_web = {
+        bind_addr = "[::]:3902";
+        root_domain = ".web.internal";
+        index = "index.html";
+      };
       admin.api_bind_addr = "127.0.0.1:3903";
     };
   };
@@ -56,9 +114,26 @@ in
     };
   };
 
+  systemd.services.garage-fleet-cache = {
+    description = "Garage: the fleet cache bucket, its key, web access and retention";
+    after = [ "garage.service" ];
+    requires = [ "garage.service" ];
+    wantedBy = [ "multi-user.target" ];
+    environment.GARAGE_CONFIG_FILE = "/etc/garage.toml";
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      EnvironmentFile = s.garage-env.path; # the admin's RPC secret
+      ExecStart = cacheSetup;
+      Restart = "on-failure";
+      RestartSec = "30s";
+    };
+  };
+
   networking.firewall.allowedTCPPorts = [
     3900
     3901
+    3902 # the fleet cache, read-only (s3_web)
   ];
 
   system.stateVersion = "24.05";

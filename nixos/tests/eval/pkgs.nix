@@ -22,6 +22,7 @@ let
     // extra;
   names = [
     "age"
+    "awscli2"
     "coreutils"
     "firefox"
     "garage"
