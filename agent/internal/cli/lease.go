@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
@@ -48,4 +51,21 @@ func wireLease(d *daemon.Daemon, c *config.Config) {
 			defer cancel()
 			return cl.Create(ctx, sha, s)
 		}}
+}
+
+// writeLease is status's line about the disruption budget's lease, while
+// a deployment wants or holds it.
+func writeLease(w io.Writer, v *lease.View, now time.Time) {
+	if v == nil {
+		return
+	}
+	var holders []string
+	for _, c := range v.Holders {
+		holders = append(holders, fmt.Sprintf("%s (place %d, expires in %s)", c.Host, c.Seq, c.Expires.Sub(now).Round(time.Second)))
+	}
+	state := "held"
+	if !v.Held {
+		state = fmt.Sprintf("waiting %s", now.Sub(v.Since).Round(time.Second))
+	}
+	fmt.Fprintf(w, "  lease	group %s (%d at once): %s; holders %s\n", v.Group, v.Budget, state, strings.Join(holders, ", "))
 }

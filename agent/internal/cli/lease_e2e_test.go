@@ -178,6 +178,10 @@ func TestLeaseHolderKilled(t *testing.T) {
 		s, err := other.Status(context.Background())
 		return err == nil && s.Lease != nil && !s.Lease.Held && len(s.Lease.Holders) == 1 && s.Lease.Holders[0].Host == "holder"
 	})
+	if out, _, err := run(t, "status", "--config", filepath.Join(dir, "other", "config.json")); err != nil ||
+		!strings.Contains(out, "group servers (1 at once): waiting") || !strings.Contains(out, "holders holder (place") {
+		t.Errorf("status of the waiting host = %v:\n%s\nwant a lease line: group servers, waiting, held by holder", err, out)
+	}
 	if err := holder.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

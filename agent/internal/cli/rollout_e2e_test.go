@@ -36,7 +36,7 @@ const rolloutGroup = "fleet"
 // startRolloutHost runs an agent wired by NewDaemon, as `avalanche-agent
 // run` wires it, with its own state, profile and system links, in its wave
 // and in the group rolloutGroup, whose lease lives on commit anchor.
-func startRolloutHost(t *testing.T, dir, name, gitURL, forgeURL, anchor string) *client.Client {
+func startRolloutHost(t testing.TB, dir, name, gitURL, forgeURL, anchor string, waves map[string]int) *client.Client {
 	t.Helper()
 	dir = filepath.Join(dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -52,7 +52,7 @@ func startRolloutHost(t *testing.T, dir, name, gitURL, forgeURL, anchor string) 
 			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
 		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
 			"repository": "fleet/avalanche"}},
-		"rollout": map[string]any{"wave": rolloutWaves[name], "waves": rolloutWaves, "soak": rolloutSoak.String(),
+		"rollout": map[string]any{"wave": waves[name], "waves": waves, "soak": rolloutSoak.String(),
 			"group": rolloutGroup, "budgets": map[string]int{rolloutGroup: 1}, "lease": map[string]any{"anchor": anchor, "ttl": "30s"}},
 	}
 	cfg, _ := runHostDaemon(t, dir, c)
@@ -91,7 +91,7 @@ func (f rolloutFleet) rows(t *testing.T) []fleetpkg.Row {
 
 // deployed reports whether name runs commit; false while its daemon
 // starts.
-func (f rolloutFleet) deployed(t *testing.T, name, commit string) bool {
+func (f rolloutFleet) deployed(t testing.TB, name, commit string) bool {
 	s, err := f[name].Status(context.Background())
 	return err == nil && s.Deployed != nil && s.Deployed.Commit == commit
 }
@@ -119,7 +119,7 @@ func TestRolloutWaves(t *testing.T) {
 	fake := forgetest.Start(t, "fleet/avalanche", up.Bare, "forge-token-value")
 	fleet := rolloutFleet{}
 	for name := range rolloutWaves {
-		fleet[name] = startRolloutHost(t, dir, name, git.URL, fake.URL, c1)
+		fleet[name] = startRolloutHost(t, dir, name, git.URL, fake.URL, c1, rolloutWaves)
 	}
 	waitRollout(t, fleet, fake, c1)
 	checkOrder(t, fake.Received(), c1)
