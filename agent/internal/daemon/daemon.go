@@ -118,9 +118,9 @@ type Daemon struct {
 	unclean   bool
 	storeLine string
 	// lease is the lease's last view while a flight wants or holds it;
-	// leaseStop stops the renewals.
+	// leaseStop stops the renewals and waits for one in flight.
 	lease     *lease.View
-	leaseStop context.CancelFunc
+	leaseStop func()
 }
 
 // Hooks are optional observers called by the daemon.

@@ -108,29 +108,33 @@ func holderNames(v lease.View) []string {
 
 // renewLease renews f's claim every ttl/3 until the flight releases it,
 // keeping its place. A renewal that fails is tried again at the next
-// tick; after ttl without one the claim has expired.
+// tick; after ttl without one the claim has expired. Stopping waits for a
+// renewal in flight: one that reached the forge after the release would
+// claim the lease again.
 func (d *Daemon) renewLease(ctx context.Context, f *journal.Flight, ttl time.Duration) {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop, done := make(chan struct{}), make(chan struct{})
 	d.mu.Lock()
-	if d.leaseStop != nil {
-		d.leaseStop()
-	}
-	d.leaseStop = cancel
+	prev := d.leaseStop
+	d.leaseStop = func() { close(stop); <-done }
 	d.mu.Unlock()
+	if prev != nil {
+		prev()
+	}
 	commit, group := f.Commit, f.Lease.Group
 	go func() {
+		defer close(done)
 		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-rctx.Done():
+			case <-stop:
 				return
 			case <-ctx.Done():
 				return // the process stops: the next start renews
 			case <-t.C:
 			}
-			c, err := d.Lease.Take(rctx, commit)
-			if err != nil && rctx.Err() == nil {
+			c, err := d.Lease.Take(ctx, commit)
+			if err != nil {
 				d.Log.Warn().Err(err).Str("commit", commit).Str("phase", journal.StepLease).Str("leaseGroup", group).
 					Msg("renewing the lease failed; it expires " + ttl.String() + " after the last renewal")
 				continue
@@ -170,11 +174,12 @@ func (d *Daemon) resumeLease(ctx context.Context, f *journal.Flight) {
 // ended flight whose release is not on record: a release is idempotent.
 func (d *Daemon) releaseLease(ctx context.Context, f *journal.Flight) {
 	d.mu.Lock()
-	if d.leaseStop != nil {
-		d.leaseStop()
-		d.leaseStop = nil
-	}
+	stop := d.leaseStop
+	d.leaseStop = nil
 	d.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if d.Lease == nil || f.Lease == nil || f.Lease.Released || f.Lease.Kept {
 		return
 	}
