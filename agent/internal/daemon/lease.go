@@ -123,7 +123,7 @@ func (d *Daemon) renewLease(ctx context.Context, f *journal.Flight, ttl time.Dur
 	commit, group := f.Commit, f.Lease.Group
 	go func() {
 		defer close(done)
-		t := time.NewTicker(ttl / 3)
+		t := time.NewTicker(max(ttl/3, time.Second))
 		defer t.Stop()
 		for {
 			select {
