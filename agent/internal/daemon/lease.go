@@ -151,8 +151,8 @@ func (d *Daemon) renewLease(ctx context.Context, f *journal.Flight, ttl time.Dur
 // meantime starts at the end of the queue; the recovery does not wait for
 // it (a half-switched host cannot).
 func (d *Daemon) resumeLease(ctx context.Context, f *journal.Flight) {
-	if d.Lease == nil || f.Lease == nil || f.Lease.Released || f.Lease.Kept {
-		return
+	if d.Lease == nil || f.Lease == nil || !f.Lease.Held || f.Lease.Released || f.Lease.Kept {
+		return // not held: nothing changed under it, the end withdraws the claim
 	}
 	c, err := d.Lease.Take(ctx, f.Commit)
 	ev := d.Log.Info()
