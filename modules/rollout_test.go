@@ -20,8 +20,15 @@ func wavesExpr(policy string) string {
 // passes the agent's check-config with the whole table.
 func TestFleetWaves(t *testing.T) {
 	var got struct {
-		Waves map[string]int `json:"waves"`
-		Soak  string         `json:"soak"`
+		Waves   map[string]int    `json:"waves"`
+		Soak    string            `json:"soak"`
+		Groups  map[string]string `json:"groups"`
+		Budgets map[string]int    `json:"budgets"`
+		Windows map[string]string `json:"windows"`
+		Lease   struct {
+			Anchor string `json:"anchor"`
+			TTL    string `json:"ttl"`
+		} `json:"lease"`
 	}
 	out := nixEval(t, wavesExpr("import "+filepath.Join(repoRoot, "nixos", "lib", "rollout.nix")))
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -47,11 +54,20 @@ func TestFleetWaves(t *testing.T) {
 	if got.Waves["raccoon00"] != 0 || got.Waves["raccoon01"] != 2 || got.Waves["opi02"] != 1 || got.Waves["eagle"] != 2 {
 		t.Errorf("waves = %v; want raccoon00 0, opi02 1, raccoon01 2, eagle 2 (docs/rollouts.md's example)", got.Waves)
 	}
+	// etcd keeps its quorum with one of three servers down: never two.
+	if got.Budgets["k3s-server"] != 1 || got.Groups["opi02"] != "k3s-server" || got.Windows["opi01"] == got.Windows["raccoon01"] {
+		t.Errorf("budgets = %v, groups = %v, windows = %v; want k3s-server 1, opi02 in k3s-server, and wave 0 and 2 rebooting apart",
+			got.Budgets, got.Groups, got.Windows)
+	}
 	table, _ := json.Marshal(got.Waves)
-	for _, name := range []string{"raccoon00", "raccoon03", "eagle"} {
+	budgets, _ := json.Marshal(got.Budgets)
+	for _, name := range []string{"raccoon00", "raccoon03", "eagle", "opi02"} {
 		opts := fmt.Sprintf(`{ hostname = %q; repository.url = "https://git.internal/fleet/avalanche.git";
 			report.forge = { url = "https://git.internal"; tokenFile = "/run/secrets/forge-token"; };
-			rollout = { wave = %d; soak = %q; waves = builtins.fromJSON %s; }; }`, name, got.Waves[name], got.Soak, nixString(string(table)))
+			deploy.reboot.window = %q;
+			rollout = { wave = %d; soak = %q; waves = builtins.fromJSON %s; group = %q; budgets = builtins.fromJSON %s;
+				lease = { anchor = %q; ttl = %q; }; }; }`, name, got.Windows[name], got.Waves[name], got.Soak, nixString(string(table)),
+			got.Groups[name], nixString(string(budgets)), got.Lease.Anchor, got.Lease.TTL)
 		if err := checkConfig(t, nixEval(t, renderExpr(opts))); err != nil {
 			t.Errorf("check-config(%s's rendered config) = %v", name, err)
 		}
@@ -79,6 +95,10 @@ func TestWavesRejectBadPolicy(t *testing.T) {
 		{"role wave of the canaries", `{ roles.server = 0; }`, "rollout.roles.server: 0 is not a wave after the canaries"},
 		{"unknown role wave", `{ roles.gpu = 2; }`, `rollout.roles: unknown role "gpu"`},
 		{"negative soak", `{ soak = "-5m"; }`, `rollout.soak: "-5m" is not a duration`},
+		{"budget of 0", `{ budgets.k3s-server = 0; }`, "rollout.budgets.k3s-server: 0 is not a budget"},
+		{"budget of an unknown group", `{ budgets.k8s-server = 1; }`, `rollout.budgets: unknown group "k8s-server"`},
+		{"window of a wave nobody is in", `{ windows."7" = "02:00-03:00"; }`, "rollout.windows.7: no host is in wave 7"},
+		{"window that is no window", `{ windows."0" = "2am"; }`, `rollout.windows.0: "2am" is not a time window`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := exec.Command(bin, "--eval", "--strict", "--json", "--readonly-mode", "-E", wavesExpr(tc.policy)).CombinedOutput()
@@ -100,6 +120,12 @@ func TestCheckConfigRefusesBadRollout(t *testing.T) {
 		{"wave disagrees with the table", forgeOn + `rollout = { wave = 1; waves = { raccoon00 = 0; raccoon01 = 2; }; };`, "rollout.wave is 1 but rollout.waves.raccoon01 is 2"},
 		{"negative soak", forgeOn + `settings.rollout.soak = "-1m";`, `rollout.soak: "-1m0s" is negative`},
 		{"negative wave", forgeOn + `settings.rollout.waves = { raccoon00 = -1; raccoon01 = 0; };`, "rollout.waves.raccoon00: -1 is negative"},
+		{"budget of 0", forgeOn + `rollout = { group = "k3s-agent"; lease.anchor = "` + strings.Repeat("a", 40) + `"; };
+			settings.rollout.budgets.k3s-agent = 0;`, "rollout.budgets.k3s-agent: 0 is not a budget"},
+		{"unknown group", forgeOn + `rollout = { group = "k8s-agent"; budgets.k3s-agent = 2; lease.anchor = "` + strings.Repeat("a", 40) + `"; };`,
+			`rollout.group: unknown group "k8s-agent"`},
+		{"group without an anchor", forgeOn + `rollout = { group = "k3s-agent"; budgets.k3s-agent = 2; };`,
+			`rollout.lease.anchor: "" is not a full commit id`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkConfig(t, nixEval(t, renderExpr("{ "+base+tc.options+" }")))

@@ -81,6 +81,12 @@
     wave = 0; # 0: a canary, never held
     waves = { }; # host -> wave; empty: no gate
     soak = "15m";
+    group = null; # null: no disruption budget
+    budgets = { }; # group -> hosts at once
+    lease = {
+      anchor = null;
+      ttl = "15m";
+    };
   };
   metricsListen = null;
   statusListen = null;

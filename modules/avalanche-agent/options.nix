@@ -266,6 +266,28 @@ in
         every host; it must name this host with rollout.wave. Empty: no gate.
       '';
       soak = opt duration d.rollout.soak "How long the earlier waves must have run a commit successfully before this host deploys it.";
+      group = opt (types.nullOr (types.strMatching "[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?")) d.rollout.group ''
+        This host's disruption group (docs/rollouts.md): at most
+        rollout.budgets.<group> hosts of it activate or reboot at once,
+        under a lease kept in the forge's commit statuses (report.forge).
+        Null: no disruption budget. The fleet sets it from
+        nixos/lib/rollout.nix (a host's first role).
+      '';
+      budgets = opt (types.attrsOf types.ints.positive) d.rollout.budgets ''
+        Every group's budget, group -> hosts at once (at least 1); it must
+        name rollout.group.
+      '';
+      lease = {
+        anchor = opt (types.nullOr (types.strMatching "[0-9a-f]{40}|[0-9a-f]{64}")) d.rollout.lease.anchor ''
+          Full id of a commit of the repository that the lease's claims are
+          set on; the same on every host. Needed with rollout.group.
+        '';
+        ttl = opt duration d.rollout.lease.ttl ''
+          How long a claim lives without a renewal (a holder renews every
+          ttl/3): a holder that dies or is unplugged frees the lease this long
+          after its last renewal, and a reboot is covered for this long.
+        '';
+      };
     };
 
     metricsListen = opt (types.nullOr types.str) d.metricsListen "Prometheus listen address (e.g. \"127.0.0.1:9464\"); null disables metrics.";

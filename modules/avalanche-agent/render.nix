@@ -85,7 +85,12 @@ let
       repository = orEmpty o.report.forge.repository;
     };
     rollout = {
-      inherit (o.rollout) wave waves soak;
+      inherit (o.rollout) wave waves soak budgets;
+      group = orEmpty o.rollout.group;
+      lease = {
+        anchor = orEmpty o.rollout.lease.anchor;
+        inherit (o.rollout.lease) ttl;
+      };
     };
     metrics.listen = orEmpty o.metricsListen;
     statusListen = orEmpty o.statusListen;

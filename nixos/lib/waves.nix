@@ -10,8 +10,15 @@
 #   roles.<role> = wave;          # the rest of <role> goes in that wave
 #   hosts.<host> = wave;          # a host's own wave, over everything else
 #   soak = "15m";                 # a Go duration
+#   budgets.<role> = N;           # disruption budget: at most N hosts of the
+#                                 # group activate or reboot at once (default 1)
+#   windows.<wave> = "HH:MM-HH:MM"; # that wave's reboot window
+#   lease = { anchor; ttl; };     # where the budget's lease lives
+# The result also has groups (host -> group), budgets (every group -> N)
+# and windows (host -> its wave's reboot window, for the waves given one).
 # Bad input throws an error that starts with the policy key: a host named
-# twice, a cycle in after, an unknown host or role, a negative wave or soak.
+# twice, a cycle in after, an unknown host or role, a negative wave or soak,
+# a budget below 1, a window of a wave no host is in.
 #
 # Pure (builtins only): modules/rollout_test.go evaluates it with
 # nix-instantiate, for the fleet's policy and for each kind of bad input.
@@ -120,20 +127,66 @@ let
     else
       level [ ] (groupOf h);
 
+  budgetPolicy = policy.budgets or { };
+  budgets = listToAttrs (
+    map (r: {
+      name = r;
+      value = budgetPolicy.${r} or 1;
+    }) roles
+  );
+  checkedBudgets = map (
+    r:
+    let
+      n = budgetPolicy.${knownGroup "budgets" r};
+    in
+    if !(isInt n) || n < 1 then
+      fail "budgets.${r}" "${toString n} is not a budget (at least 1 host of the group at a time)"
+    else
+      n
+  ) (attrNames budgetPolicy);
+  knownGroup = key: r: if elem r roles then r else fail key "unknown group \"${r}\" (a host's group is its first role: ${concatStringsSep ", " roles})";
+
+  windowPolicy = policy.windows or { };
+  waveTable = listToAttrs (
+    map (h: {
+      name = h;
+      value = waveOf h;
+    }) hosts
+  );
+  checkedWindows = map (
+    w:
+    let
+      win = windowPolicy.${w};
+    in
+    if !(builtins.any (h: toString waveTable.${h} == w) hosts) then
+      fail "windows.${w}" "no host is in wave ${w}"
+    else if match "([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]" win == null then
+      fail "windows.${w}" "\"${win}\" is not a time window (HH:MM-HH:MM, e.g. \"02:00-05:00\")"
+    else
+      win
+  ) (attrNames windowPolicy);
+  windows = listToAttrs (
+    map (h: {
+      name = h;
+      value = windowPolicy.${toString waveTable.${h}};
+    }) (filter (h: windowPolicy ? ${toString waveTable.${h}}) hosts)
+  );
+
   checkedSoak =
     if match "([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+" soak == null then
       fail "soak" "\"${soak}\" is not a duration of zero or more (e.g. \"15m\")"
     else
       soak;
 in
-builtins.deepSeq named.hosts (
-  builtins.deepSeq checkedAfter {
-    waves = listToAttrs (
-      map (h: {
-        name = h;
-        value = waveOf h;
-      }) hosts
-    );
-    soak = checkedSoak;
-  }
-)
+builtins.deepSeq [ named.hosts checkedAfter checkedBudgets checkedWindows ] {
+  waves = waveTable;
+  soak = checkedSoak;
+  groups = listToAttrs (
+    map (h: {
+      name = h;
+      value = groupOf h;
+    }) hosts
+  );
+  inherit budgets windows;
+  lease = policy.lease or { };
+}

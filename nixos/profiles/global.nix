@@ -42,8 +42,15 @@ in
     # (docs/rollouts.md); off until every host reports to the forge.
     rollout = lib.mkIf rollout.enable {
       wave = waves.waves.${host.name};
-      inherit (waves) waves soak;
+      inherit (waves) waves soak budgets;
+      group = waves.groups.${host.name};
+      lease = {
+        inherit (waves.lease) anchor ttl;
+      };
     };
+    # This host's wave's reboot window (lib/rollout.nix windows): over a
+    # role's default window (mkDefault), under a host's own setting.
+    deploy.reboot.window = lib.mkIf (waves.windows ? ${host.name}) (lib.mkOverride 900 waves.windows.${host.name});
   };
 
   nix = {

@@ -143,6 +143,7 @@ func WriteStatus(w io.Writer, s status.Status, now time.Time) error {
 	writeBuilderRole(tw, s.Builder, now)
 	writeForge(tw, s.Forge, now)
 	writeRollout(tw, s.Rollout)
+	writeLease(tw, s.Lease, now)
 	lastErr := "none"
 	if s.LastError != "" {
 		lastErr = s.LastError

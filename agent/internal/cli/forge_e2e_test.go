@@ -59,7 +59,7 @@ func startForgeHost(t *testing.T, dir, gitURL, forgeURL string) *forgeHost {
 // runHostDaemon writes c as dir's config.json and runs an agent with it
 // in-process, its Nix pointed at the test store; stop (also run at the
 // test's end) stops it and may be called more than once.
-func runHostDaemon(t *testing.T, dir string, c map[string]any) (cfg *config.Config, stop func()) {
+func runHostDaemon(t testing.TB, dir string, c map[string]any) (cfg *config.Config, stop func()) {
 	t.Helper()
 	b, _ := json.Marshal(c)
 	cfg, err := config.Load(writeFile(t, dir, "config.json", string(b)))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/lease"
 	"github.com/avalanche-fleet/avalanche/agent/internal/metrics"
 	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
@@ -41,10 +42,12 @@ func TestMetricNames(t *testing.T) {
 	h := startNetHost(t, t.TempDir(), up, srv.URL)
 	got := append(scrapeFamilies(t, "http://"+h.addr+"/metrics"), builderFamilies(t)...)
 	got = append(got, rolloutFamilies(t)...)
+	got = append(got, leaseFamilies(t)...)
 	slices.Sort(got)
 	text := "# The agent's metric families (name, type, label names) as a deployed agent's /metrics\n" +
 		"# shows them (avalanche_release_age_seconds and avalanche_substituted_bytes_total: builder mode only;\n" +
-		"# avalanche_rollout_held_seconds: hosts with a rollout gate only);\n" +
+		"# avalanche_rollout_held_seconds: hosts with a rollout gate only; avalanche_lease_*: hosts in a\n" +
+		"# disruption group only);\n" +
 		"# the cluster's alert rules and dashboard may name only these.\n" +
 		"# Written by: go test ./agent/internal/cli -run TestMetricNames -update-metric-names\n" +
 		strings.Join(got, "\n") + "\n"
@@ -98,6 +101,24 @@ func rolloutFamilies(t *testing.T) []string {
 	}
 	if len(out) != 1 {
 		t.Fatalf("rollout gate families = %q; want avalanche_rollout_held_seconds", out)
+	}
+	return out
+}
+
+// leaseFamilies are the families only a host in a disruption group has.
+func leaseFamilies(t *testing.T) []string {
+	m := metrics.New("test")
+	m.NewLease("k3s-server", func() *lease.View { return &lease.View{Held: true} })
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	var out []string
+	for _, f := range scrapeFamilies(t, srv.URL) {
+		if strings.HasPrefix(f, "avalanche_lease_") {
+			out = append(out, f)
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("lease families = %q; want avalanche_lease_held and avalanche_lease_waiting_seconds", out)
 	}
 	return out
 }

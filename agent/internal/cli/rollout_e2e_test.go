@@ -29,9 +29,14 @@ const rolloutSoak = 2 * time.Second
 // rolloutWaves is the test fleet: two canaries, then two waves.
 var rolloutWaves = map[string]int{"canary-a": 0, "canary-b": 0, "wave1-a": 1, "wave1-b": 1, "wave2-a": 2}
 
+// rolloutGroup is the test fleet's one disruption group: with a budget of
+// 1, no two of its hosts activate at once, waves or not.
+const rolloutGroup = "fleet"
+
 // startRolloutHost runs an agent wired by NewDaemon, as `avalanche-agent
-// run` wires it, with its own state, profile and system links, in its wave.
-func startRolloutHost(t *testing.T, dir, name, gitURL, forgeURL string) *client.Client {
+// run` wires it, with its own state, profile and system links, in its wave
+// and in the group rolloutGroup, whose lease lives on commit anchor.
+func startRolloutHost(t testing.TB, dir, name, gitURL, forgeURL, anchor string, waves map[string]int) *client.Client {
 	t.Helper()
 	dir = filepath.Join(dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -47,7 +52,8 @@ func startRolloutHost(t *testing.T, dir, name, gitURL, forgeURL string) *client.
 			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
 		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
 			"repository": "fleet/avalanche"}},
-		"rollout": map[string]any{"wave": rolloutWaves[name], "waves": rolloutWaves, "soak": rolloutSoak.String()},
+		"rollout": map[string]any{"wave": waves[name], "waves": waves, "soak": rolloutSoak.String(),
+			"group": rolloutGroup, "budgets": map[string]int{rolloutGroup: 1}, "lease": map[string]any{"anchor": anchor, "ttl": "30s"}},
 	}
 	cfg, _ := runHostDaemon(t, dir, c)
 	return &client.Client{Socket: cfg.SocketPath()}
@@ -85,14 +91,16 @@ func (f rolloutFleet) rows(t *testing.T) []fleetpkg.Row {
 
 // deployed reports whether name runs commit; false while its daemon
 // starts.
-func (f rolloutFleet) deployed(t *testing.T, name, commit string) bool {
+func (f rolloutFleet) deployed(t testing.TB, name, commit string) bool {
 	s, err := f[name].Status(context.Background())
 	return err == nil && s.Deployed != nil && s.Deployed.Commit == commit
 }
 
 // TestRolloutWaves: five real agents (own state, config and system links)
 // against one git server and a fake Forgejo. A good commit goes canaries →
-// wave 1 → wave 2, each wave starting only after the earlier ones soaked;
+// wave 1 → wave 2, each wave starting only after the earlier ones soaked,
+// and with a disruption budget of 1 no two activations ever overlap (read
+// from the activations' own log, with their timestamps);
 // a commit that fails to activate stops after the canaries, no later host
 // even starts it, and status names the host that stopped it; a newer
 // good commit then rolls out again.
@@ -105,19 +113,21 @@ func TestRolloutWaves(t *testing.T) {
 		o.Name = "fleet"
 		return up.WriteFlake(t, o, msg)
 	}
-	c1 := flake(nixtest.FlakeOptions{Marker: "one"}, "first")
+	activations := filepath.Join(dir, "activations.log")
+	c1 := flake(nixtest.FlakeOptions{Marker: "one", Activate: timedActivation(activations)}, "first")
 	git := gittest.StartHTTPServer(t, up.Bare, "git-token-value")
 	fake := forgetest.Start(t, "fleet/avalanche", up.Bare, "forge-token-value")
 	fleet := rolloutFleet{}
 	for name := range rolloutWaves {
-		fleet[name] = startRolloutHost(t, dir, name, git.URL, fake.URL)
+		fleet[name] = startRolloutHost(t, dir, name, git.URL, fake.URL, c1, rolloutWaves)
 	}
 	waitRollout(t, fleet, fake, c1)
 	checkOrder(t, fake.Received(), c1)
+	checkNoOverlap(t, activations, len(rolloutWaves))
 
 	// A commit that fails to activate: the canaries roll it back, and
 	// the later waves never start it.
-	c2 := flake(nixtest.FlakeOptions{Marker: "two", ActivationExit: 1}, "fails to activate")
+	c2 := flake(nixtest.FlakeOptions{Marker: "two", ActivationExit: 1, Activate: timedActivation(activations)}, "fails to activate")
 	waitFor(t, 2*time.Minute, func() bool {
 		for _, name := range []string{"wave1-a", "wave2-a"} {
 			r := fleet.status(t, name).Rollout
@@ -165,7 +175,7 @@ func TestRolloutWaves(t *testing.T) {
 	// A newer good commit starts a new rollout, which an operator pauses
 	// from one host: the canaries deploy it, the later waves hold it past
 	// the soak until the operator resumes it.
-	c3 := flake(nixtest.FlakeOptions{Marker: "three"}, "fixed")
+	c3 := flake(nixtest.FlakeOptions{Marker: "three", Activate: timedActivation(activations)}, "fixed")
 	cfg := filepath.Join(dir, "wave2-a", "config.json")
 	if out, errOut, err := run(t, "rollout", "--config", cfg, "--reason", "watching", "pause", c3); err != nil {
 		t.Fatalf("rollout pause = %v: %s%s", err, out, errOut)
@@ -188,6 +198,57 @@ func TestRolloutWaves(t *testing.T) {
 	}
 	waitRollout(t, fleet, fake, c3)
 	checkOrder(t, fake.Received(), c3)
+	checkNoOverlap(t, activations, 2*len(rolloutWaves)+2) // c1, c3 and the canaries' c2
+}
+
+// timedActivation is an activation script that logs its begin and end
+// with their times and its process id, taking a second in between: long
+// enough for two hosts that activate together to overlap.
+func timedActivation(log string) string {
+	return `echo "begin $(date +%s.%N) $$" >> ` + log + `; sleep 1; echo "end $(date +%s.%N) $$" >> ` + log
+}
+
+// checkNoOverlap reads the activations' log and fails when two of them
+// ran at once, or when fewer than want ran.
+func checkNoOverlap(t *testing.T, log string, want int) {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type span struct{ begin, end float64 }
+	spans := map[string]*span{}
+	var order []string
+	for line := range strings.Lines(string(b)) {
+		var what, pid string
+		var at float64
+		if _, err := fmt.Sscan(line, &what, &at, &pid); err != nil {
+			t.Fatalf("activation log line %q: %v", line, err)
+		}
+		if spans[pid] == nil {
+			spans[pid] = &span{}
+			order = append(order, pid)
+		}
+		if what == "begin" {
+			spans[pid].begin = at
+		} else {
+			spans[pid].end = at
+		}
+	}
+	if len(spans) < want {
+		t.Errorf("%d activations logged; want at least %d", len(spans), want)
+	}
+	var lines []string
+	for i, a := range order {
+		lines = append(lines, fmt.Sprintf("%.3f-%.3f", spans[a].begin, spans[a].end))
+		for _, b := range order[i+1:] {
+			if spans[a].begin < spans[b].end && spans[b].begin < spans[a].end {
+				t.Errorf("activations %d and %d overlapped: %.3f-%.3f and %.3f-%.3f (budget 1)", i, slices.Index(order, b),
+					spans[a].begin, spans[a].end, spans[b].begin, spans[b].end)
+			}
+		}
+	}
+	t.Logf("activations (begin-end, unix seconds), none overlapping: %s", strings.Join(lines, " "))
 }
 
 // waitRollout waits until every host deployed commit and the forge has

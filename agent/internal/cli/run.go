@@ -73,6 +73,7 @@ func NewDaemon(c *config.Config, logOut io.Writer) (*daemon.Daemon, error) {
 	}
 	rep := wireForge(d, c)
 	reconfigureGate := wireGate(d, c)
+	wireLease(d, c)
 	d.SetBuilderMode(src, reportRelease(rel, rep))
 	d.OnReload = func(nc *config.Config) {
 		reconfigureGate(nc)

@@ -479,7 +479,7 @@ func readTree(t *testing.T, dir string) map[string]secretFile {
 }
 
 // testLog sends the daemon's log lines to t.
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -62,6 +62,9 @@ func networkServers(d *daemon.Daemon) (map[string]*http.ServeMux, error) {
 			r, pass := m.NewRollout(), d.Hooks.Pass
 			d.Hooks.Pass = func(s status.Status) { pass(s); r.Update(s) }
 		}
+		if d.Lease != nil {
+			m.NewLease(c.Rollout.Group, d.LeaseView)
+		}
 		mux(c.Metrics.Listen).Handle("GET /metrics", m.Handler())
 	}
 	if c.StatusListen != "" {

@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
+	"time"
 )
 
 // Rollout places this host in the fleet's rollout (docs/rollouts.md): a host
@@ -19,6 +22,35 @@ type Rollout struct {
 	// Soak is how long the earlier waves must have run a commit
 	// successfully before this host deploys it.
 	Soak Duration `json:"soak,omitempty"`
+	// Group is this host's disruption group (its first role); empty: no
+	// disruption budget. At most Budgets[Group] hosts of the group
+	// activate or reboot at once, under a lease kept in the forge's
+	// commit statuses (package lease).
+	Group string `json:"group,omitempty"`
+	// Budgets is every group's budget, group -> hosts at once (at least 1),
+	// rendered from the inventory; it must name Group.
+	Budgets map[string]int `json:"budgets,omitempty"`
+	// Lease says where the lease lives and how long a claim lives.
+	Lease RolloutLease `json:"lease,omitzero"`
+}
+
+// RolloutLease is where the disruption budget's lease lives.
+type RolloutLease struct {
+	// Anchor is the full id of a commit of the repository that the
+	// claims are set on; every host of the fleet must name the same.
+	Anchor string `json:"anchor,omitempty"`
+	// TTL is how long a claim lives without a renewal: a holder that dies
+	// or is unplugged frees the lease this long after its last renewal.
+	// It renews every TTL/3 while it activates.
+	TTL Duration `json:"ttl,omitempty"`
+}
+
+// Budget returns this host's group's budget, 0 without a group.
+func (r Rollout) Budget() int {
+	if r.Group == "" {
+		return 0
+	}
+	return r.Budgets[r.Group]
 }
 
 // Gated reports whether this host waits for earlier waves.
@@ -65,5 +97,41 @@ func (c *Config) validateRollout() []error {
 	if r.Gated() && !c.Report.Forge.Enabled() {
 		bad("rollout.wave is %d: set report.forge.url (the gate reads the earlier waves' commit statuses there)", r.Wave)
 	}
+	return append(errs, c.validateBudget()...)
+}
+
+// validateBudget checks the disruption budget; every message names its key.
+func (c *Config) validateBudget() []error {
+	r := c.Rollout
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, g := range slices.Sorted(maps.Keys(r.Budgets)) {
+		if !hostnameRE.MatchString(g) {
+			bad("rollout.budgets: %q is not a group name (a role: letters, digits, -)", g)
+		}
+		if r.Budgets[g] < 1 {
+			bad("rollout.budgets.%s: %d is not a budget (at least 1 host of the group at a time)", g, r.Budgets[g])
+		}
+	}
+	if r.Group == "" {
+		if r.Lease.Anchor != "" {
+			bad("rollout.lease.anchor is set but rollout.group is not: name this host's group")
+		}
+		return errs
+	}
+	if _, ok := r.Budgets[r.Group]; !ok {
+		bad("rollout.group: unknown group %q (rollout.budgets names %s)", r.Group, strings.Join(slices.Sorted(maps.Keys(r.Budgets)), ", "))
+	}
+	if !commitRE.MatchString(r.Lease.Anchor) {
+		bad("rollout.lease.anchor: %q is not a full commit id (the claims of rollout.group %s are set on it)", r.Lease.Anchor, r.Group)
+	}
+	if r.Lease.TTL.D() < 10*time.Second {
+		bad("rollout.lease.ttl: %s is too short (at least 10s; a holder renews every ttl/3)", r.Lease.TTL.D())
+	}
+	if !c.Report.Forge.Enabled() {
+		bad("rollout.group is %s: set report.forge.url (the lease lives in the forge's commit statuses)", r.Group)
+	}
 	return errs
 }
+
+var commitRE = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)

@@ -54,6 +54,9 @@ func (c *Config) setDefaults() {
 	def(&c.HomeIP.Firewall, "avalanche-exit-node")
 	defD(&c.HomeIP.Interval, 5*time.Minute)
 	def(&c.Log.Level, "info")
+	if c.Rollout.Group != "" {
+		defD(&c.Rollout.Lease.TTL, 15*time.Minute)
+	}
 	c.setBuilderDefaults()
 	c.setReportDefaults()
 }

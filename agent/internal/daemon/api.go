@@ -69,6 +69,7 @@ func (d *Daemon) Status() status.Status {
 	}
 	s.RebootNeeded, s.RebootReasons = rebootNeeded(c)
 	s.Rollout = d.gateView()
+	s.Lease = d.LeaseView()
 	if d.extra != nil {
 		d.extra(&s)
 	}
@@ -217,19 +218,27 @@ func rebootNeeded(c *config.Config) (bool, []string) {
 
 // maybeReboot reboots when a reboot is needed, enabled and inside the window.
 func (d *Daemon) maybeReboot(ctx context.Context) {
-	r := d.Config.Deploy.Reboot
-	need, reasons := rebootNeeded(d.Config)
-	if !r.Enable || !need || !inWindow(r.Window, d.now()) {
+	if !d.rebootFollows() {
 		return
 	}
 	if !d.drainBeforeReboot(ctx) {
 		return
 	}
+	_, reasons := rebootNeeded(d.Config)
 	d.Log.Warn().Strs("reasons", reasons).Msg("rebooting: kernel, initrd or modules changed")
 	if out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput(); err != nil {
 		d.Log.Error().Err(err).Str("output", tail(out)).Msg("rebooting")
 		d.rebootFailed(ctx)
 	}
+}
+
+// rebootFollows reports whether the deployment that just ended is followed
+// by a reboot: the kernel, initrd or modules changed, reboots are on, and
+// it is the reboot window.
+func (d *Daemon) rebootFollows() bool {
+	r := d.Config.Deploy.Reboot
+	need, _ := rebootNeeded(d.Config)
+	return r.Enable && need && inWindow(r.Window, d.now())
 }
 
 // inWindow reports whether t's wall-clock time falls in "HH:MM-HH:MM"

@@ -22,6 +22,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/boot"
 	"github.com/avalanche-fleet/avalanche/agent/internal/config"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
+	"github.com/avalanche-fleet/avalanche/agent/internal/lease"
 	"github.com/avalanche-fleet/avalanche/agent/internal/localapi"
 	"github.com/avalanche-fleet/avalanche/agent/internal/notify"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
@@ -61,7 +62,10 @@ type Daemon struct {
 	Builder Releaser
 	// Gate, when set (rollout.wave), holds main commits until the
 	// earlier waves ran them (gate.go).
-	Gate    Gate
+	Gate Gate
+	// Lease, when set (rollout.group), is the disruption budget: a
+	// deployment takes it before it changes anything (lease.go).
+	Lease   Leaser
 	Notify  *notify.Notifier
 	Version string
 	// Now returns the wall-clock time, for people; tests replace it.
@@ -121,6 +125,10 @@ type Daemon struct {
 	// drained is the node this agent cordoned and has not uncordoned yet
 	// (drain.go), nil when none.
 	drained *drainRecord
+	// lease is the lease's last view while a flight wants or holds it;
+	// leaseStop stops the renewals and waits for one in flight.
+	lease     *lease.View
+	leaseStop func()
 }
 
 // Hooks are optional observers called by the daemon.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -35,17 +36,24 @@ const stepTimeout = 10 * time.Minute
 // errUpToDate ends a flight early: the target is what runs.
 var errUpToDate = errors.New("up to date")
 
-// steps are a deployment's steps, in order.
+// steps are a deployment's steps, in order. With a disruption budget
+// (rollout.group), the lease is taken after the build, before anything on
+// the host changes: hosts build at once and activate in turn.
 func (d *Daemon) steps() []step {
-	return []step{
+	var lease []step
+	if d.Lease != nil {
+		lease = []step{{name: journal.StepLease, intent: d.leaseIntent, run: d.takeLease}}
+	}
+	return slices.Concat([]step{
 		{name: journal.StepEvaluate, run: thenDurable(d.evaluate, d.syncEvaluation)},
 		{name: journal.StepBuild, run: thenDurable(d.build, d.syncClosure)},
+	}, lease, []step{
 		{name: journal.StepSecrets, run: d.installSecrets},
 		{name: journal.StepDrain, run: d.drainStep},
 		{name: journal.StepProfile, run: d.setProfile},
 		{name: journal.StepSwitch, intent: d.switchIntent, run: thenDurable(d.switchTo, d.syncActivation)},
 		{name: journal.StepConfirm, intent: d.confirmIntent, run: d.confirm},
-	}
+	})
 }
 
 // stepsFrom returns the steps from the one named on.

@@ -84,6 +84,7 @@ func (d *Daemon) end(ctx context.Context, f *journal.Flight, result string, caus
 	if cause != nil && f.Cause == "" {
 		f.Cause, f.Class = cause.Error(), string(classify(ctx, cause))
 	}
+	d.releaseLease(ctx, f)
 	if err := d.record(f, journal.StepEnd, journal.Done); err != nil {
 		// The end is not on disk: the next start settles the flight from
 		// its last step instead. Still tell what happened.

@@ -41,6 +41,7 @@ func (d *Daemon) recover(ctx context.Context) (res passResult, ok bool) {
 		if f.Cause != "" {
 			cause = errors.New(f.Cause)
 		}
+		d.releaseLease(ctx, f) // ended, but its release may not be on record
 		d.finish(ctx, f, cause)
 		return passResult{}, true
 	}
@@ -48,6 +49,7 @@ func (d *Daemon) recover(ctx context.Context) (res passResult, ok bool) {
 	failpoint.Hit("recovery")
 	d.Log.Warn().Str("commit", f.Commit).Uint64("flight", f.ID).Str("phase", f.Step).Str("event", f.Event).
 		Str("running", resolve(d.Config.Deploy.CurrentSystem)).Msg("recovering a deployment that was cut short")
+	d.resumeLease(ctx, f)
 	res = d.resume(ctx, f)
 	return res, !d.flight.Open()
 }
@@ -59,7 +61,7 @@ func (d *Daemon) resume(ctx context.Context, f *journal.Flight) passResult {
 		return d.rollback(ctx, f, errors.New(f.Cause)) // judged already; the rollback never began
 	}
 	switch f.Step {
-	case journal.StepBegin, journal.StepEvaluate, journal.StepBuild, journal.StepDrain, journal.StepSecrets, journal.StepProfile:
+	case journal.StepBegin, journal.StepEvaluate, journal.StepBuild, journal.StepLease, journal.StepSecrets, journal.StepDrain, journal.StepProfile:
 		return d.resumeBeforeSwitch(ctx, f)
 	case journal.StepSwitch:
 		return d.resumeSwitch(ctx, f)

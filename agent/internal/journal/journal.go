@@ -33,6 +33,9 @@ const (
 	StepBegin    = "begin"
 	StepEvaluate = "evaluate"
 	StepBuild    = "build"
+	// StepLease takes the disruption budget's lease (rollout.group) before
+	// anything on the host changes; the end of the flight releases it.
+	StepLease    = "lease"
 	StepSecrets  = "secrets"
 	StepDrain    = "drain" // cordon and drain the k3s node (deploy.drain)
 	StepProfile  = "profile"
@@ -114,8 +117,28 @@ type Flight struct {
 	// Result is set by the end step: deployed, up-to-date, failed,
 	// rolled-back, interrupted.
 	Result string `json:"result,omitempty"`
+	// Lease is the disruption budget's lease the flight took (rollout.group).
+	Lease *Lease `json:"lease,omitempty"`
 	// Started is when the flight began (wall clock, for people).
 	Started time.Time `json:"started"`
+}
+
+// Lease is a flight's claim on its group's lease: taken when the lease
+// step's intent is journaled (the claim may be posted from then on), held
+// from its done, released by the end of the flight. A recovery that finds
+// it taken and not released renews it while it settles the flight, then
+// releases it.
+type Lease struct {
+	Group string `json:"group"`
+	// Seq is the claim's place in the group's queue, 0 before the forge
+	// answered.
+	Seq int64 `json:"seq,omitempty"`
+	// Held is set once the claim held the lease.
+	Held bool `json:"held,omitempty"`
+	// Released is set once the release was posted; Kept instead when a
+	// reboot follows, which the lease covers until it expires.
+	Released bool `json:"released,omitempty"`
+	Kept     bool `json:"kept,omitempty"`
 }
 
 // Open reports whether the flight has not ended.

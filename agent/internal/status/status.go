@@ -6,6 +6,7 @@ package status
 import (
 	"time"
 
+	"github.com/avalanche-fleet/avalanche/agent/internal/lease"
 	"github.com/avalanche-fleet/avalanche/agent/internal/rollout"
 	"github.com/avalanche-fleet/avalanche/agent/internal/state"
 )
@@ -68,6 +69,9 @@ type Status struct {
 	Forge *Forge `json:"forge,omitempty"`
 	// Rollout is the rollout gate's last decision (rollout.wave only).
 	Rollout *rollout.Decision `json:"rollout,omitempty"`
+	// Lease is the disruption budget's lease while a deployment wants or
+	// holds it (rollout.group only).
+	Lease *lease.View `json:"lease,omitempty"`
 	// Store is the last check of the Nix store after an unclean shutdown,
 	// when it found damage ("store damaged after …: N paths, repaired").
 	Store string `json:"store,omitempty"`
