@@ -21,10 +21,11 @@ import (
 // fetchBranch brings branch b of the copy to want: it asks the remote for
 // the objects that want has and the haves do not (only commits when filter
 // is set and the remote supports filters), checks the pack against lim as
-// it arrives, indexes it into the copy, then moves the branch. unfiltered
-// is true when filter was asked for but the remote cannot apply it. With
-// tipTree, want's whole tree is fetched too before the branch moves. A
-// pack over a limit returns a *limitError and leaves the branch as it was.
+// it arrives, indexes it into the copy (pack and index synced), then moves
+// the branch (synced, see writeRef). unfiltered is true when filter was
+// asked for but the remote cannot apply it. With tipTree, want's whole tree
+// is fetched too before the branch moves. A pack over a limit returns a
+// *limitError and leaves the branch as it was.
 func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plumbing.Hash, haves []plumbing.Hash, filter packp.Filter, tipTree bool, lim Limits) (unfiltered bool, err error) {
 	if tipTree && len(haves) > 0 {
 		// What changed since heads whose trees are complete: commits,
@@ -47,8 +48,7 @@ func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plum
 			return false, err
 		}
 	}
-	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(b), want)
-	if err := l.st.SetReference(ref); err != nil {
+	if err := writeRef(l.dir, b, want); err != nil {
 		return false, fmt.Errorf("updating branch %q: %w", b, err)
 	}
 	return unfiltered, nil
