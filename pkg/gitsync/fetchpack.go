@@ -32,6 +32,7 @@ func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plum
 		// trees and blobs, as a fetch always did.
 		filter = ""
 	}
+	fetched := false
 	if !l.has(want) {
 		req, filtered := s.request(want, haves, filter)
 		unfiltered = filter != "" && !filtered
@@ -42,8 +43,13 @@ func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plum
 		if !l.has(want) {
 			return false, fmt.Errorf("fetching %s: the remote sent no commit %s for branch %q", s.shown, want, b)
 		}
+		fetched = true
 	}
-	if tipTree {
+	// After a fetch without filter from heads whose trees are complete
+	// (a branch moves only once its tree is), want's tree is complete
+	// too: the pack held everything the heads do not. Walking a big tree
+	// to check it would cost every incremental fetch.
+	if tipTree && !(fetched && len(haves) > 0) {
 		if err := s.fetchTipTree(ctx, l, want, haves, lim); err != nil {
 			return false, err
 		}
