@@ -13,8 +13,8 @@ type Contents int
 
 const (
 	// Everything keeps every commit, tree and blob of the tracked
-	// branches: what a host that evaluates needs, since Nix clones the
-	// copy to read a commit's tree.
+	// branches: what a copy made before Contents existed holds, and what
+	// the builder keeps (it may evaluate any verified commit).
 	Everything Contents = iota
 	// CommitsOnly keeps the commits of the tracked branches and no trees
 	// or blobs (partial-clone filter tree:0), except for WholeBranches: what
@@ -24,12 +24,12 @@ const (
 	CommitsOnly
 	// TipTrees keeps the commits of the tracked branches (tree:0) and the
 	// whole tree of each branch's head as fetched (a shallow fetch of
-	// depth 1 without filter), WholeBranches whole: what evaluating one
-	// commit needs when Nix reads the copy in place, which it does for a
-	// directory whose .git file points at the copy (see EvalDir), not for
-	// the bare copy itself (Nix 2.8 clones a bare repository and needs
-	// every object). Trees of earlier heads stay; trees of commits never
-	// fetched as a head are not there.
+	// depth 1 without filter), WholeBranches whole: what a host that
+	// evaluates its heads needs when Nix reads the copy in place, which it
+	// does for a directory whose .git file points at the copy (see
+	// EvalDir), not for the bare copy itself (Nix clones a bare repository
+	// and needs every object). Trees of earlier heads stay; EvalDir fetches
+	// the tree of any other commit when it is asked for.
 	TipTrees
 )
 

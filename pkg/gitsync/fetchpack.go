@@ -21,16 +21,18 @@ import (
 // fetchBranch brings branch b of the copy to want: it asks the remote for
 // the objects that want has and the haves do not (only commits when filter
 // is set and the remote supports filters), checks the pack against lim as
-// it arrives, indexes it into the copy, then moves the branch. unfiltered
-// is true when filter was asked for but the remote cannot apply it. With
-// tipTree, want's whole tree is fetched too before the branch moves. A
-// pack over a limit returns a *limitError and leaves the branch as it was.
+// it arrives, indexes it into the copy (pack and index synced), then moves
+// the branch (synced, see writeRef). unfiltered is true when filter was
+// asked for but the remote cannot apply it. With tipTree, want's whole tree
+// is fetched too before the branch moves. A pack over a limit returns a
+// *limitError and leaves the branch as it was.
 func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plumbing.Hash, haves []plumbing.Hash, filter packp.Filter, tipTree bool, lim Limits) (unfiltered bool, err error) {
 	if tipTree && len(haves) > 0 {
 		// What changed since heads whose trees are complete: commits,
 		// trees and blobs, as a fetch always did.
 		filter = ""
 	}
+	fetched := false
 	if !l.has(want) {
 		req, filtered := s.request(want, haves, filter)
 		unfiltered = filter != "" && !filtered
@@ -41,14 +43,18 @@ func (s *session) fetchBranch(ctx context.Context, l *local, b string, want plum
 		if !l.has(want) {
 			return false, fmt.Errorf("fetching %s: the remote sent no commit %s for branch %q", s.shown, want, b)
 		}
+		fetched = true
 	}
-	if tipTree {
+	// After a fetch without filter from heads whose trees are complete
+	// (a branch moves only once its tree is), want's tree is complete
+	// too: the pack held everything the heads do not. Walking a big tree
+	// to check it would cost every incremental fetch.
+	if tipTree && !(fetched && len(haves) > 0) {
 		if err := s.fetchTipTree(ctx, l, want, haves, lim); err != nil {
 			return false, err
 		}
 	}
-	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(b), want)
-	if err := l.st.SetReference(ref); err != nil {
+	if err := writeRef(l.dir, b, want); err != nil {
 		return false, fmt.Errorf("updating branch %q: %w", b, err)
 	}
 	return unfiltered, nil

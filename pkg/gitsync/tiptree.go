@@ -80,12 +80,78 @@ func (l *local) treeComplete(commit plumbing.Hash) (bool, error) {
 	return true, nil
 }
 
-// EvalDir returns a directory whose .git file points at the copy, creating
-// it beside Dir when missing. Nix reads such a directory in place (git
-// archive of one commit), where it would clone the bare copy itself: a
-// copy with TipTrees is evaluated through it.
-func (r *Repo) EvalDir() (string, error) {
-	dir := filepath.Join(filepath.Dir(r.Dir), "."+filepath.Base(r.Dir)+".eval")
+// EvalDir makes the whole tree of commit present in the copy and returns
+// a directory whose .git file points at the copy, creating it beside Dir
+// when missing. Nix evaluates git+file://<dir>?ref=<branch>&rev=<commit>
+// by reading the copy in place (Nix 2.8: git archive, git log and git
+// rev-list in the directory; Nix with libgit2: the same objects through
+// it), where for the bare copy itself it would clone every object into its
+// cache. self.rev, lastModified and revCount are the same either way.
+//
+// A TipTrees copy keeps the trees of the heads it fetched; a commit whose
+// tree is not there (the deployed commit after a re-clone) gets it from
+// the remote, a fetch of depth 1 that needs a remote allowing wants of any
+// reachable commit (Forgejo does; git http-backend needs
+// uploadpack.allowReachableSHA1InWant). A copy that keeps everything is
+// not looked at. A commit not in the copy wraps ErrUnknownCommit.
+func (r *Repo) EvalDir(ctx context.Context, commit string) (string, error) {
+	h, err := parseHash(commit)
+	if err != nil {
+		return "", err
+	}
+	if r.Contents != Everything {
+		r.mu.Lock()
+		err := r.ensureTree(ctx, h)
+		r.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
+	}
+	return r.makeEvalDir()
+}
+
+// EvalDirOf is the directory EvalDir returns for the copy in dir.
+func EvalDirOf(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = filepath.Clean(dir)
+	}
+	return filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".eval")
+}
+
+// ensureTree fetches the tree of commit h when the copy lacks part of it.
+func (r *Repo) ensureTree(ctx context.Context, h plumbing.Hash) error {
+	l, err := openLocal(r.Dir)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", r.Dir, err)
+	}
+	defer l.Close()
+	complete, err := l.treeComplete(h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return fmt.Errorf("reading commit %s: %w", h, ErrUnknownCommit)
+	}
+	if err != nil || complete {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	s, _, err := r.advertise(ctx)
+	if err != nil {
+		return err
+	}
+	r.known = nil // the copy gets a new pack: the next poll checks it again
+	if err := removeTempPacks(r.Dir); err != nil {
+		return err
+	}
+	if err := s.fetchTipTree(ctx, l, h, nil, r.Limits.orDefault()); err != nil {
+		return fmt.Errorf("fetching the tree of %s: %w", h, err)
+	}
+	return nil
+}
+
+// makeEvalDir creates EvalDirOf(r.Dir) with its .git file when missing.
+func (r *Repo) makeEvalDir() (string, error) {
+	dir := EvalDirOf(r.Dir)
 	abs, err := filepath.Abs(r.Dir)
 	if err != nil {
 		return "", err

@@ -2,12 +2,14 @@ package gitsync
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/avalanche-fleet/avalanche/pkg/gitsync/gittest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // nixEval evaluates attribute x of the flake at rev in dir with the real
@@ -55,7 +57,8 @@ func testTipTrees(t *testing.T, allowFilter bool) {
 		t.Errorf("Fetch Unfiltered = %v; want %v", res.Unfiltered, !allowFilter)
 	}
 
-	eval, err := r.EvalDir()
+	ctx := context.Background()
+	eval, err := r.EvalDir(ctx, tip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +75,23 @@ func testTipTrees(t *testing.T, allowFilter bool) {
 	defer l.Close()
 	if ok, err := l.treeComplete(mustHash(t, middle)); ok == allowFilter || err != nil {
 		t.Errorf("treeComplete(middle) = %v, %v; want %v: only heads' trees are kept", ok, err, !allowFilter)
+	}
+	l.Close()
+	// A commit that is no head (the deployed one after a re-clone) gets
+	// its tree when it is evaluated: over HTTP any reachable commit may be
+	// asked for.
+	srv.Reset()
+	if _, err := r.EvalDir(ctx, middle); err != nil {
+		t.Fatalf("EvalDir(middle) = %v", err)
+	}
+	if out, err := nixEval(t, eval, middle); err != nil || out != "two\n" {
+		t.Errorf("nix eval of a commit that was never a head = %q, %v; want two", out, err)
+	}
+	if n := len(srv.Requests()); allowFilter && n == 0 || !allowFilter && n != 0 {
+		t.Errorf("EvalDir(middle) sent %d requests; want some only when the tree was missing", n)
+	}
+	if _, err := r.EvalDir(ctx, strings.Repeat("ab", 20)); !errors.Is(err, ErrUnknownCommit) {
+		t.Errorf("EvalDir(unknown commit) = %v; want ErrUnknownCommit", err)
 	}
 
 	next := f.work.Commit(t, map[string]string{"data.txt": "four\n"}, "four")
@@ -92,5 +112,18 @@ func testTipTrees(t *testing.T, allowFilter bool) {
 	}
 	if ok, err := r.IsAncestor(context.Background(), middle, next); !ok || err != nil {
 		t.Errorf("IsAncestor(middle, next) = %v, %v; want true", ok, err)
+	}
+	// The unchanged poll stays one ref advertisement with nothing written,
+	// evaluations through EvalDir included.
+	srv.Reset()
+	before := snapshot(t, r.Dir)
+	if res := mustFetch(t, r); res.Changed {
+		t.Errorf("unchanged Fetch = %+v; want nothing changed", res)
+	}
+	if reqs := srv.Requests(); len(reqs) != 1 {
+		t.Errorf("unchanged Fetch made %d requests %+v; want the ref advertisement alone", len(reqs), reqs)
+	}
+	if diff := cmp.Diff(before, snapshot(t, r.Dir)); diff != "" {
+		t.Errorf("unchanged Fetch wrote (-before +after):\n%s", diff)
 	}
 }

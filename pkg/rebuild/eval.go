@@ -11,11 +11,12 @@ import (
 	"strings"
 )
 
-// FlakeRef returns the flake reference of one commit of a local (possibly
-// bare) git repository, e.g.
-// git+file:///var/lib/avalanche-agent/repo.git?ref=main&rev=<sha>.
-// Nix fetches the branch from the repository and checks out exactly commit,
-// so the reference names the same tree forever.
+// FlakeRef returns the flake reference of one commit of a local git
+// repository, e.g.
+// git+file:///var/lib/avalanche-agent/.repo.git.eval?ref=main&rev=<sha>.
+// The reference names exactly commit's tree forever. Nix reads a directory
+// with a .git (gitsync.Repo.EvalDir) in place and clones a bare repository
+// into its cache first.
 func FlakeRef(bareRepoDir, branch, commit string) string {
 	dir, err := filepath.Abs(bareRepoDir)
 	if err != nil {

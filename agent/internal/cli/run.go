@@ -111,8 +111,16 @@ func NewRepo(c *config.Config) *gitsync.Repo {
 		Limits: gitsync.Limits{MaxObjectSize: c.Repository.MaxObjectSize, MaxFetchSize: c.Repository.MaxFetchSize,
 			MaxObjects: c.Repository.MaxFetchObjects},
 	}
-	if c.CommitsOnly() {
+	switch {
+	case c.CommitsOnly():
 		r.Contents = gitsync.CommitsOnly
+	case !c.Builder.Enable:
+		// Evaluates the heads it fetches, through r.EvalDir. The builder
+		// keeps everything: it may release a commit that is no head any
+		// more, and writes its releases into the copy.
+		r.Contents = gitsync.TipTrees
+	}
+	if r.Contents != gitsync.Everything {
 		r.WholeBranches = []string{release.Branch}
 	}
 	return r

@@ -108,7 +108,11 @@ func verifyForCheck(ctx context.Context, c *config.Config, commit string) error 
 // daemon would, under a temporary GC root that cleanup removes.
 func buildCommit(ctx context.Context, c *config.Config, branch, commit string) (string, func(), error) {
 	n := &rebuild.Nix{ExtraArgs: c.Deploy.NixArgs}
-	ev, err := n.Evaluate(ctx, rebuild.FlakeRef(c.RepoDir(), branch, commit), c.FlakeOutput)
+	evalDir, err := NewRepo(c).EvalDir(ctx, commit)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the tree of %s: %w", commit, err)
+	}
+	ev, err := n.Evaluate(ctx, rebuild.FlakeRef(evalDir, branch, commit), c.FlakeOutput)
 	if err != nil {
 		return "", nil, err
 	}

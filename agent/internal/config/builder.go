@@ -80,7 +80,8 @@ func (c *Config) TrackedBranches() []string {
 // CommitsOnly reports whether the host never reads a commit's tree: a
 // builder-mode host that waits for releases (builderFallback "wait") and is
 // not the builder. Its copy of the repository keeps commits and the release
-// branch only; every other host evaluates, and Nix reads the whole copy.
+// branch only; every other host evaluates: the builder keeps everything, the
+// others the commits and their heads' trees (cli.NewRepo).
 func (c *Config) CommitsOnly() bool {
 	return c.Deploy.FromBuilder() && c.Deploy.BuilderFallback == FallbackWait && !c.Builder.Enable
 }

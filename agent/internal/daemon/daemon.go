@@ -36,6 +36,9 @@ type Git interface {
 	Fetch(ctx context.Context) (gitsync.FetchResult, error)
 	IsAncestor(ctx context.Context, ancestor, commit string) (bool, error)
 	VerifyCommit(ctx context.Context, commit string, s gitsync.Signers) (string, error)
+	// EvalDir makes commit's tree readable and returns the directory Nix
+	// evaluates it through.
+	EvalDir(ctx context.Context, commit string) (string, error)
 }
 
 // Nix is what the daemon needs to turn a commit into the running system.

@@ -17,6 +17,7 @@ import (
 	"github.com/avalanche-fleet/avalanche/agent/internal/fault"
 	"github.com/avalanche-fleet/avalanche/agent/internal/journal"
 	"github.com/avalanche-fleet/avalanche/agent/internal/status"
+	"github.com/avalanche-fleet/avalanche/pkg/gitsync"
 	"github.com/avalanche-fleet/avalanche/pkg/rebuild"
 )
 
@@ -76,7 +77,7 @@ func (d *Daemon) deploy(ctx context.Context, t target, reason string) passResult
 	ev := d.Log.Info().Str("commit", t.commit).Str("branch", t.branch).Uint64("flight", f.ID).Str("reason", reason).
 		Str("phase", journal.StepEvaluate).Str("action", t.action).Str("source", t.source).Bool("fallback", t.fallback)
 	if t.source != config.SourceBuilder {
-		ref := rebuild.FlakeRef(d.Config.RepoDir(), t.branch, t.commit)
+		ref := rebuild.FlakeRef(gitsync.EvalDirOf(d.Config.RepoDir()), t.branch, t.commit)
 		ev = ev.Str("equivalent", rebuild.NixosRebuildCommand(t.action, ref, d.Config.FlakeOutput))
 	}
 	ev.Msg("deploying")
@@ -154,7 +155,12 @@ func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
 	defer cancel()
 	release := d.Notify.Hold(timeout)
 	start := d.now()
-	ev, err := d.Nix.Evaluate(ectx, rebuild.FlakeRef(d.Config.RepoDir(), f.Branch, f.Commit), d.Config.FlakeOutput)
+	ref, err := d.flakeRef(pctx, f.Branch, f.Commit)
+	if err != nil {
+		release()
+		return treeFault(ctx, pctx, err)
+	}
+	ev, err := d.Nix.Evaluate(ectx, ref, d.Config.FlakeOutput)
 	release()
 	if err != nil {
 		return d.nixFault(ctx, pctx, err)
@@ -163,6 +169,31 @@ func (d *Daemon) evaluate(ctx context.Context, f *journal.Flight) error {
 	d.Log.Info().Str("commit", f.Commit).Str("phase", journal.StepEvaluate).Str("storePath", f.StorePath).
 		Dur("durationMs", d.now().Sub(start)).Msg("evaluated")
 	return d.upToDate(f)
+}
+
+// flakeRef returns the flake reference Nix evaluates commit through: the
+// copy read in place through its evaluation directory, once the commit's
+// whole tree is there (gitsync.Repo.EvalDir).
+func (d *Daemon) flakeRef(ctx context.Context, branch, commit string) (string, error) {
+	dir, err := d.Git.EvalDir(ctx, commit)
+	if err != nil {
+		return "", fmt.Errorf("reading the tree of %s: %w", short(commit), err)
+	}
+	return rebuild.FlakeRef(dir, branch, commit), nil
+}
+
+// treeFault classifies a failure to make a commit's tree readable: the
+// copy, the disk or the remote, never the commit.
+func treeFault(ctx, pctx context.Context, err error) error {
+	switch {
+	case errors.Is(context.Cause(pctx), errSuperseded):
+		return fault.New(fault.Superseded, err)
+	case ctx.Err() != nil:
+		return fault.New(fault.Shutdown, err)
+	case fault.IsHostTrouble(err):
+		return fault.New(fault.Host, err)
+	}
+	return fault.New(fault.Transient, err)
 }
 
 // upToDate ends the flight when its target is what runs and what the

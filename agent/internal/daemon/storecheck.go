@@ -221,8 +221,11 @@ func (d *Daemon) repairStore(ctx context.Context, nix storeRepairer, damaged []s
 		}
 	}
 	for _, c := range commits {
-		ref := rebuild.FlakeRef(d.Config.RepoDir(), c[1], c[0])
-		if err := nix.RepairBuild(ctx, ref, d.Config.FlakeOutput); err != nil {
+		ref, err := d.repairRef(ctx, c[1], c[0])
+		if err == nil {
+			err = nix.RepairBuild(ctx, ref, d.Config.FlakeOutput)
+		}
+		if err != nil {
 			d.Log.Warn().Err(err).Str("commit", c[0]).Str("phase", "store").Msg("repairing by evaluating again")
 		}
 	}
@@ -286,4 +289,14 @@ func (d *Daemon) storeResult(err error, result string, start time.Time) {
 	d.storeLine = err.Error()
 	d.setLastError("", "store", err.Error(), fault.Host)
 	d.mu.Unlock()
+}
+
+// repairRef is the flake reference of a commit evaluated again to repair
+// the store: through the copy's evaluation directory, which fetches the
+// commit's tree when a re-clone kept only the heads' trees.
+func (d *Daemon) repairRef(ctx context.Context, branch, commit string) (string, error) {
+	if d.Git == nil {
+		return rebuild.FlakeRef(d.Config.RepoDir(), branch, commit), nil
+	}
+	return d.flakeRef(ctx, branch, commit)
 }

@@ -63,3 +63,37 @@ func randomText(rng *rand.Rand, n int) []byte {
 	}
 	return b
 }
+
+// GenerateEdits appends commits to branch in the bare repository bareDir
+// like GenerateHistory, but each commit rewrites one file of a working set
+// of files (gen/edit/<n/100>/<n%100>.txt, in turn) with blobSize new
+// pseudo-random bytes: the history grows with every commit while the
+// tip's tree stays files files big, as in a repository whose files are
+// edited.
+func GenerateEdits(t testing.TB, bareDir, branch string, commits, files, blobSize int) string {
+	t.Helper()
+	Require(t, "git")
+	var stream bytes.Buffer
+	parent := revParse(bareDir, "refs/heads/"+branch)
+	seed := fnv.New64a()
+	seed.Write([]byte(parent))
+	rng := rand.New(rand.NewPCG(seed.Sum64(), uint64(blobSize)))
+	for c := range commits {
+		fmt.Fprintf(&stream, "commit refs/heads/%s\n", branch)
+		fmt.Fprintf(&stream, "committer Avalanche Test <test@avalanche.invalid> %d +0000\n", 1700000000+c)
+		msg := fmt.Sprintf("edit %d\n", c)
+		fmt.Fprintf(&stream, "data %d\n%s", len(msg), msg)
+		if c == 0 && parent != "" {
+			fmt.Fprintf(&stream, "from %s\n", parent)
+		}
+		content := randomText(rng, blobSize)
+		n := c % files
+		fmt.Fprintf(&stream, "M 100644 inline gen/edit/%d/%d.txt\ndata %d\n%s\n\n", n/100, n%100, len(content), content)
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir, cmd.Env, cmd.Stdin = bareDir, Env(t.TempDir()), &stream
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git fast-import in %s: %v: %s", bareDir, err, out)
+	}
+	return revParse(bareDir, "refs/heads/"+branch)
+}
