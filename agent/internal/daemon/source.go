@@ -243,3 +243,28 @@ func (d *Daemon) substituted(p rebuild.SubstituteProgress) {
 		d.Hooks.Substituted(p.BytesDone - before)
 	}
 }
+
+// flakeRef returns the flake reference Nix evaluates commit through: the
+// copy read in place through its evaluation directory, once the commit's
+// whole tree is there (gitsync.Repo.EvalDir).
+func (d *Daemon) flakeRef(ctx context.Context, branch, commit string) (string, error) {
+	dir, err := d.Git.EvalDir(ctx, commit)
+	if err != nil {
+		return "", fmt.Errorf("reading the tree of %s: %w", short(commit), err)
+	}
+	return rebuild.FlakeRef(dir, branch, commit), nil
+}
+
+// treeFault classifies a failure to make a commit's tree readable: the
+// copy, the disk or the remote, never the commit.
+func treeFault(ctx, pctx context.Context, err error) error {
+	switch {
+	case errors.Is(context.Cause(pctx), errSuperseded):
+		return fault.New(fault.Superseded, err)
+	case ctx.Err() != nil:
+		return fault.New(fault.Shutdown, err)
+	case fault.IsHostTrouble(err):
+		return fault.New(fault.Host, err)
+	}
+	return fault.New(fault.Transient, err)
+}
