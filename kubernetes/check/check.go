@@ -54,6 +54,7 @@ func Check(ctx context.Context, repoRoot, scratch string) Report {
 	add(t.ProjectErrors()...)
 	add(t.RetentionErrors()...)
 	add(t.ScopeErrors()...)
+	add(t.ServerSideApplyDrift()...)
 	add(t.HostNetworkPolicies()...)
 	add(SolverErrors(all)...)
 	add(K3sAlertErrors(all)...)

@@ -212,3 +212,17 @@ func TestReviewFindings(t *testing.T) {
 			"alert KubeProxyDown fires forever on k3s"},
 	})
 }
+
+// What the first sync with ArgoCD's controller showed (kubernetes/check/
+// firstsync): with external-secrets 1.3.1, whose CRD defaults remoteRef
+// fields inside spec.data, observability's ExternalSecret (applied
+// server-side) stayed OutOfSync. 2.9.0 defaults none there; a default inside
+// a data item brings it back.
+func TestServerSideApplyDrift(t *testing.T) {
+	grafana := base + "infra/observability/grafana-admin.yaml"
+	runMutations(t, []mutation{
+		{"generator reference without apiVersion", one(grafana, "        key: grafana-admin-password\n",
+			"        key: grafana-admin-password\n      sourceRef:\n        generatorRef:\n          kind: Password\n          name: grafana-admin\n"),
+			"defaults spec.data[1].sourceRef.generatorRef.apiVersion=\"generators.external-secrets.io/v1alpha1\""},
+	})
+}

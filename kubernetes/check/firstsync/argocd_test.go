@@ -1,5 +1,3 @@
-//go:build firstsync
-
 package firstsync
 
 import (
@@ -36,8 +34,9 @@ func argoBinaries(t *testing.T) string {
 // startArgoCD runs redis (Debian's redis-server), ArgoCD's repo-server and
 // its application controller against the cluster, the controller treating
 // the cluster's kubeconfig as its in-cluster config
-// (ARGOCD_FAKE_IN_CLUSTER, as `argocd admin` does).
-func startArgoCD(t *testing.T, c *kubetest.Cluster) {
+// (ARGOCD_FAKE_IN_CLUSTER, as `argocd admin` does). It returns the
+// controller, whose log says how each Application's health changed.
+func startArgoCD(t *testing.T, c *kubetest.Cluster) *kubetest.Process {
 	t.Helper()
 	bin := argoBinaries(t)
 	redis, err := exec.LookPath("redis-server")
@@ -55,15 +54,17 @@ func startArgoCD(t *testing.T, c *kubetest.Cluster) {
 		"ARGOCD_GNUPGHOME=" + filepath.Join(dir, "gnupg"),
 	}
 	port := func() string { return strconv.Itoa(kubetest.FreePort(t)) }
+	controller := kubetest.StartProcess(t, dir, "argocd-application-controller", env, filepath.Join(bin, "argocd-application-controller"),
+		"--kubeconfig="+c.Kubeconfig, "--namespace=argocd", "--repo-server="+repoAddr, "--repo-server-plaintext",
+		"--redis="+redisAddr, "--metrics-port="+port(), "--logformat=text", "--app-resync=15",
+		"--status-processors=4", "--operation-processors=4")
 	c.Watch(
 		kubetest.StartProcess(t, dir, "redis", nil, redis, "--bind", "127.0.0.1", "--port", redisPort,
 			"--save", "", "--appendonly", "no", "--dir", dir),
 		kubetest.StartProcess(t, dir, "argocd-repo-server", env, filepath.Join(bin, "argocd-repo-server"),
 			"--address=127.0.0.1", "--port="+repoPort, "--metrics-address=127.0.0.1", "--metrics-port="+port(),
 			"--redis="+redisAddr, "--disable-tls", "--logformat=text"),
-		kubetest.StartProcess(t, dir, "argocd-application-controller", env, filepath.Join(bin, "argocd-application-controller"),
-			"--kubeconfig="+c.Kubeconfig, "--namespace=argocd", "--repo-server="+repoAddr, "--repo-server-plaintext",
-			"--redis="+redisAddr, "--metrics-port="+port(), "--logformat=text", "--app-resync=15",
-			"--status-processors=4", "--operation-processors=4"),
+		controller,
 	)
+	return controller
 }

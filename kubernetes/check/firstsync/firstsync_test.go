@@ -1,10 +1,9 @@
-//go:build firstsync
-
 package firstsync
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,19 +34,36 @@ import (
 // What is real: the API server (CRD schemas, validation, server-side apply),
 // the controllers (Deployments, ReplicaSets, StatefulSets, Jobs, volume
 // binding, scheduling), ArgoCD's manifest generation (helm and kustomize
-// CLIs), project checks, sync waves, hooks, health checks (with the tree's
-// argocd-cm customisations) and retries. What is played: pods run as kwok
-// makes them (no image runs), no admission webhook is called (the operators
-// that serve them do not run), and the operators' statuses are set by the
-// test (operators), step-ca and bitwarden-sdk-server being unreachable for
-// the first 45 s as on a real first sync.
+// CLIs), project checks, sync waves, hooks, diffs, health checks (with the
+// tree's argocd-cm customisations) and retries. What is played: pods run as
+// kwok makes them (no image runs), no admission webhook is called (the
+// operators that serve them do not run), and the operators' statuses are set
+// by the test (operators), step-ca and bitwarden-sdk-server being
+// unreachable for the first 45 s as on a real first sync.
 func TestFirstSync(t *testing.T) {
-	srv := startServers(t, fillSite)
+	if err := firstSync(t, nil, 25*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstSync runs one first sync of the tree, edited by edit (after the site
+// values are filled), and returns nil once every Application is Synced and
+// Healthy, or a *syncFailed when ArgoCD refuses an Application or fails a
+// sync operation; when neither happens within timeout, the test fails.
+func firstSync(t *testing.T, edit func(t *testing.T, work string), timeout time.Duration) error {
+	t.Helper()
+	srv := startServers(t, func(work string) {
+		fillSite(work)
+		if edit != nil {
+			edit(t, work)
+		}
+	})
 	c := kubetest.Start(t, "--disable-admission-plugins=ValidatingAdmissionWebhook,MutatingAdmissionWebhook")
+	explainOnFailure(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	bootstrap(ctx, t, c, srv.work)
-	startArgoCD(t, c)
+	controller := startArgoCD(t, c)
 	// Step 3 of the bootstrap, with ArgoCD running as it is by then; the
 	// pause lets the controller see the projects before the root names one.
 	a := newApplier(c)
@@ -56,8 +72,12 @@ func TestFirstSync(t *testing.T) {
 	a.apply(ctx, t, readYAML(t, filepath.Join(srv.work, "kubernetes/clusters/main/root.yaml")))
 	ops := &operators{c: c, dyn: dynamic.NewForConfigOrDie(c.Config), unreachable: 45 * time.Second}
 	go ops.run(ctx, t)
-	want := expectedApps(t, srv.work)
-	waitSynced(ctx, t, c, want, 10*time.Minute)
+	err := waitSynced(ctx, t, c, expectedApps(t, srv.work), timeout)
+	var failed *syncFailed
+	if errors.As(err, &failed) {
+		failed.health = healthChanges(controller.Tail(1<<20), failed.apps())
+	}
+	return err
 }
 
 // fillSite fills the site values as an operator does before bootstrap.
@@ -150,23 +170,72 @@ func expectedApps(t *testing.T, work string) []string {
 
 var gvrApplication = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 
+// syncFailed is a first sync that cannot complete: ArgoCD refuses an
+// Application (InvalidSpecError) or fails one's sync operation (which it
+// retries a few times, then stops auto-syncing the commit).
+type syncFailed struct {
+	app    string // the Application
+	reason string // InvalidSpecError: ..., or the operation's phase, message and failed tasks
+	after  time.Duration
+	table  string       // every Application's state then
+	tasks  []failedTask // the operation's failed tasks
+	health string       // how the Applications concerned changed health (from the controller's log)
+}
+
+func (e *syncFailed) Error() string {
+	return fmt.Sprintf("after %s: Application %s: %s\n%s%s", e.after, e.app, e.reason, e.table, e.health)
+}
+
+// apps lists the failed Application and those of its failed tasks.
+func (e *syncFailed) apps() []string {
+	names := []string{e.app}
+	for _, f := range e.tasks {
+		if f.kind == "Application" {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
+// healthChanges returns the controller's log lines that record a health
+// change of one of apps: a child Application's passing Degraded state,
+// which fails its parent's wave, is often over before anyone looks.
+func healthChanges(log string, apps []string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "Updated health status") {
+			continue
+		}
+		for _, a := range apps {
+			if strings.Contains(line, " application="+a+" ") {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
 // waitSynced waits until every wanted Application is Synced and Healthy,
-// failing at once on a failed sync operation or an invalid spec.
-func waitSynced(ctx context.Context, t *testing.T, c *kubetest.Cluster, want []string, timeout time.Duration) {
+// returning a *syncFailed at once on a failed sync operation or a lasting
+// invalid spec.
+func waitSynced(ctx context.Context, t *testing.T, c *kubetest.Cluster, want []string, timeout time.Duration) error {
 	t.Helper()
 	dyn := dynamic.NewForConfigOrDie(c.Config)
 	start := time.Now()
 	var state map[string]appState
+	var failed *syncFailed
 	invalidSince := map[string]time.Time{}
-	c.Eventually(t, timeout, "every Application Synced and Healthy", func() (bool, error) {
+	c.Eventually(t, timeout, "every Application Synced and Healthy, or a failure", func() (bool, error) {
 		l, err := dyn.Resource(gvrApplication).Namespace("argocd").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
 		state = map[string]appState{}
 		for _, u := range l.Items {
-			s := readState(u)
-			state[u.GetName()] = s
+			state[u.GetName()] = readState(u)
+		}
+		for _, u := range l.Items {
+			s := state[u.GetName()]
 			if s.invalid == "" {
 				delete(invalidSince, u.GetName())
 			} else if _, ok := invalidSince[u.GetName()]; !ok {
@@ -175,11 +244,14 @@ func waitSynced(ctx context.Context, t *testing.T, c *kubetest.Cluster, want []s
 			// The controller may judge an Application before its informers
 			// have the AppProjects: only a lasting InvalidSpecError counts.
 			if s.invalid != "" && time.Since(invalidSince[u.GetName()]) > time.Minute {
-				t.Fatalf("after %s: Application %s: %s\n%s", since(start), u.GetName(), s.invalid, table(state))
+				failed = &syncFailed{app: u.GetName(), reason: s.invalid}
 			}
 			if s.phase == "Failed" || s.phase == "Error" || s.retries > 0 {
-				t.Fatalf("after %s: Application %s: sync operation %s: %s (ArgoCD retries a failed sync a few times, then stops auto-syncing the commit)\n%s",
-					since(start), u.GetName(), s.phase, s.message, table(state))
+				failed = &syncFailed{app: u.GetName(), reason: fmt.Sprintf("sync operation %s: %s%s", s.phase, s.message, describe(s.failedTasks, state)), tasks: s.failedTasks}
+			}
+			if failed != nil {
+				failed.after, failed.table = since(start), table(state)
+				return true, nil
 			}
 		}
 		for _, name := range want {
@@ -189,12 +261,33 @@ func waitSynced(ctx context.Context, t *testing.T, c *kubetest.Cluster, want []s
 		}
 		return true, nil
 	})
+	if failed != nil {
+		return failed
+	}
 	t.Logf("every Application Synced and Healthy after %s:\n%s", since(start), table(state))
+	return nil
 }
 
 type appState struct {
 	sync, health, phase, message, invalid string
+	failedTasks                           []failedTask
 	retries                               int64
+}
+
+// failedTask is a resource whose sync task failed.
+type failedTask struct{ kind, name, message string }
+
+// describe lists failed tasks, with the health of those that are
+// Applications (whose failure is their health).
+func describe(tasks []failedTask, state map[string]appState) string {
+	var b strings.Builder
+	for _, f := range tasks {
+		fmt.Fprintf(&b, "; %s/%s failed: %q", f.kind, f.name, f.message)
+		if f.kind == "Application" {
+			fmt.Fprintf(&b, " (health %s)", state[f.name].health)
+		}
+	}
+	return b.String()
 }
 
 func readState(u unstructured.Unstructured) appState {
@@ -204,6 +297,12 @@ func readState(u unstructured.Unstructured) appState {
 	s.phase, _, _ = unstructured.NestedString(u.Object, "status", "operationState", "phase")
 	s.message, _, _ = unstructured.NestedString(u.Object, "status", "operationState", "message")
 	s.retries, _, _ = unstructured.NestedInt64(u.Object, "status", "operationState", "retryCount")
+	tasks, _, _ := unstructured.NestedSlice(u.Object, "status", "operationState", "syncResult", "resources")
+	for _, r := range tasks {
+		if m, ok := r.(map[string]any); ok && (m["hookPhase"] == "Failed" || m["hookPhase"] == "Error") {
+			s.failedTasks = append(s.failedTasks, failedTask{fmt.Sprint(m["kind"]), fmt.Sprint(m["name"]), fmt.Sprint(m["message"])})
+		}
+	}
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		if m, ok := c.(map[string]any); ok && m["type"] == "InvalidSpecError" {

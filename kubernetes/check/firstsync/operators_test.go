@@ -1,5 +1,3 @@
-//go:build firstsync
-
 package firstsync
 
 import (
@@ -25,7 +23,12 @@ import (
 // states a real first sync goes through: step-ca (the ACME ClusterIssuer)
 // unreachable for a while, the ClusterSecretStore failing validation until
 // bitwarden-sdk-server has its certificate, ExternalSecrets failing while
-// the store is not ready.
+// the store is not ready. Like the real operators it writes only the status
+// subresource and the Secrets they own: never a field ArgoCD applied, so
+// that a diff ArgoCD reports is the tree's (observability's ExternalSecret
+// stayed OutOfSync here under external-secrets 1.3.1: its CRD defaulted
+// fields inside spec.data, which ArgoCD's server-side-apply diff reads as
+// drift; check.ServerSideApplyDrift now finds that statically).
 type operators struct {
 	c           *kubetest.Cluster
 	dyn         dynamic.Interface

@@ -1,5 +1,3 @@
-//go:build firstsync
-
 package firstsync
 
 import (
