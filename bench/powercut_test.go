@@ -201,7 +201,17 @@ func (r *cutRun) inject(phase string) {
 		r.vm.cut()
 		from = r.vm.consoleSize()
 		r.vm.boot()
-		fallthrough
+		if g, err := r.status(); err == nil && g.journalLen == 0 {
+			// The activation took less than its calibrated time and the
+			// first cut came after the deployment ended: no flight is
+			// open, so the start-up is what gets cut.
+			r.t.Logf("%s: the first cut came after the deployment ended; nothing to recover, cutting the start-up", what)
+			time.Sleep(rand.N(r.work["recovery"] + time.Millisecond))
+			break
+		}
+		if r.waitFailpoint(what, phase, from) {
+			time.Sleep(rand.N(r.work[phase] + time.Millisecond))
+		}
 	default:
 		if r.waitFailpoint(what, phase, from) {
 			time.Sleep(rand.N(r.work[phase] + time.Millisecond))
