@@ -80,7 +80,7 @@ func TestHostsEvaluate(t *testing.T) {
 		for h, want := range map[string][]string{
 			"beacon":    {"grafana"},
 			"mysecrets": {"kanidm", "step-ca", "vaultwarden"},
-			"possum":    {"garage", "garage-fleet-cache", "harmonia"},
+			"possum":    {"garage", "harmonia"},
 			"raccoon00": {"k3s"},
 			"eagle":     {},
 		} {

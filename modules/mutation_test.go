@@ -149,7 +149,7 @@ func TestMissingSecretsFileIsExplained(t *testing.T) {
 	for _, want := range []string{
 		"Failed assertions:",
 		"services.avalanche-agent.secrets: secrets/nixos/possum/secrets.yaml does not exist",
-		"garage-env (key garage/env), garage-fleet-cache-key (key garage/fleet-cache-key), harmonia-sign-key (key harmonia/sign-key)",
+		"garage-env (key garage/env), harmonia-sign-key (key harmonia/sign-key)",
 		"just add-host possum",
 		"avalanche-agent add-host possum --system … --hardware … --roles … --ssh-host-key FILE",
 	} {

@@ -8,6 +8,7 @@
 { lib, pkgs, ... }:
 let
   keys = import ../../nixos/lib/keys.nix;
+  fleetCache = import ../../nixos/lib/fleet-cache.nix;
 in
 {
   # Also set by mkNixosConfig from the inventory; said here so tools that
@@ -26,17 +27,18 @@ in
 
   # The fleet cache on possum is only reachable over the tailnet too; replace
   # global.nix's LAN address (mkForce drops it) and keep the public cache.
+  # PLACEHOLDER: the tailnet name is in nixos/lib/fleet-cache.nix.
   nix.settings.substituters = lib.mkForce [
-    "http://possum.tailnet-name.ts.net:5000"
+    fleetCache.tailnetUrl
     "https://cache.nixos.org/"
   ];
 
   # Builder mode (docs/builder.md): with 2 GB the VPS does not evaluate its
-  # own system; it substitutes the release builder's from possum's cache.
+  # own system; it substitutes the release builder's from the fleet cache.
   services.avalanche-agent.deploy = {
     source = "builder";
     cache = {
-      url = "http://possum.tailnet-name.ts.net:5000";
+      url = fleetCache.tailnetUrl;
       publicKeys = [ keys.binaryCache ];
     };
   };

@@ -9,6 +9,7 @@
 }:
 let
   keys = import ../lib/keys.nix;
+  fleetCache = import ../lib/fleet-cache.nix;
   k3sNode = builtins.elem "k3s-server" host.roles || builtins.elem "k3s-agent" host.roles;
   rollout = import ../lib/rollout.nix;
   waves = import ../lib/waves.nix {
@@ -60,8 +61,8 @@ in
         "flakes"
       ];
       trusted-users = [ "@wheel" ];
-      # Fleet cache on possum first, then the official one.
-      substituters = [ "http://possum.internal:5000" ];
+      # The fleet cache on possum (lib/fleet-cache.nix) first, then the official one.
+      substituters = [ fleetCache.url ];
       trusted-public-keys = [ keys.binaryCache ];
       auto-optimise-store = true;
     };

@@ -10,6 +10,7 @@
 }:
 let
   keys = import ../lib/keys.nix;
+  fleetCache = import ../lib/fleet-cache.nix;
   remote = import ../lib/builders.nix { inherit inventory keys; };
   builders = hostsWithRole "builder";
 in
@@ -44,13 +45,13 @@ in
 
   # Builder mode (docs/builder.md): an evaluation takes 1-2 GB and minutes of
   # CPU on a Pi. The system comes from the release builder's signed release,
-  # substituted from possum's cache with its key required; after
+  # substituted from the fleet cache (lib/fleet-cache.nix) with its key required; after
   # deploy.builderTimeout without a release the Pi evaluates after all
   # (role-k3s-agent.nix makes the k3s workers wait instead).
   services.avalanche-agent.deploy = {
     source = "builder";
     cache = {
-      url = lib.mkDefault "http://possum.internal:5000";
+      url = lib.mkDefault fleetCache.url;
       publicKeys = [ keys.binaryCache ];
     };
   };

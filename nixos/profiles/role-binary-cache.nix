@@ -1,6 +1,12 @@
 # The fleet binary cache (possum): harmonia serves possum's /nix/store over
 # HTTP and signs on the fly; builders push into that store over SSH
 # (role-builder.nix). Every host trusts the key in nixos/lib/keys.nix.
+#
+# With the fleet cache on Garage (nixos/lib/fleet-cache.nix) this stays as
+# it is: nothing pushes here any more, but a host that has not yet deployed
+# the switch still substitutes from :5000, and the operator can copy a
+# release's closure here for it by hand (docs/builder.md "Switching the
+# fleet cache"). Dropping it is a later commit.
 {
   config,
   lib,

@@ -1,11 +1,13 @@
 # Remote builder for the Raspberry Pis (opi01-03, beacon, cardinal). Pis log
 # in as nix-remote with their SSH host key (hw-rpi4.nix); x86 builders also
-# emulate aarch64. Finished builds are pushed to the fleet cache on possum.
+# emulate aarch64. With the fleet cache on harmonia (lib/fleet-cache.nix),
+# finished builds are pushed into possum's store.
 #
 # One of them, keys.releaseBuilder (cardinal), also runs the agent's builder
 # role (docs/builder.md): for each verified main commit it evaluates every
 # host, builds with Nix's distributed builds on the other builders, signs
-# the closures with the cache key, copies them to possum and publishes the
+# the closures with the cache key, copies them to the fleet cache (possum's
+# store, or its Garage bucket: lib/fleet-cache.nix) and publishes the
 # release, signed with its SSH host key. Its Forgejo deploy key needs write
 # access (it pushes the avalanche/releases branch).
 {
@@ -19,6 +21,7 @@
 }:
 let
   keys = import ../lib/keys.nix;
+  fleetCache = import ../lib/fleet-cache.nix;
   remote = import ../lib/builders.nix { inherit inventory keys; };
   releaseBuilder = host.name == keys.releaseBuilder;
   # The release builder hands builds to the other builders.
@@ -28,6 +31,13 @@ let
   # logs in to possum's nix-ssh (role-binary-cache.nix) with this host's SSH
   # host key, the one possum lists.
   cache = "ssh-ng://nix-ssh@possum.internal?ssh-key=/etc/ssh/ssh_host_ed25519_key";
+
+  # The post-build hook exists for harmonia only. With Garage the release
+  # builder uploads every closure whole (and checks the bucket holds it)
+  # before it publishes, which is all the hosts read; the hook's paths are
+  # unsigned (harmonia signs on the fly, a bucket cannot), so hosts would
+  # refuse them, and it would need the bucket's keys on every builder.
+  pushHook = !fleetCache.garage;
 
   # push-to-possum: the post-build hook (new paths in OUT_PATHS), or with
   # --retry the hourly retry of what the hook could not upload.
@@ -90,7 +100,7 @@ in
   nix = {
     settings = {
       trusted-users = [ "nix-remote" ];
-      post-build-hook = pushToCache;
+      post-build-hook = lib.mkIf pushHook pushToCache;
     };
     distributedBuilds = releaseBuilder;
     buildMachines = remote.machines peers;
@@ -99,27 +109,37 @@ in
   services.avalanche-agent = lib.mkIf releaseBuilder {
     builder = {
       enable = true;
-      # What the post-build hook uses, for the same reason: root has no key.
-      cacheURL = cache;
+      # possum's store over ssh-ng, or its Garage bucket (lib/fleet-cache.nix).
+      cacheURL = fleetCache.builderURL;
+      # The bucket's keys (AWS credentials format), for Garage only.
+      cacheCredentialsFile = lib.mkIf fleetCache.garage config.services.avalanche-agent.secrets.cache-s3-credentials.path;
       # The cache's secret key, the one harmonia signs with on possum.
       signingKeyFile = config.services.avalanche-agent.secrets.cache-sign-key.path;
       releaseKeyFile = "/etc/ssh/ssh_host_ed25519_key";
     };
-    secrets.cache-sign-key = {
-      sopsFile = ../../secrets/nixos + "/${host.name}/secrets.yaml";
-      key = "cache/sign-key";
+    secrets = {
+      cache-sign-key = {
+        sopsFile = ../../secrets/nixos + "/${host.name}/secrets.yaml";
+        key = "cache/sign-key";
+      };
+      # possum's garage/fleet-cache-key, as [default] aws_access_key_id = GK…,
+      # aws_secret_access_key = … (docs/builder.md).
+      cache-s3-credentials = lib.mkIf fleetCache.garage {
+        sopsFile = ../../secrets/nixos + "/${host.name}/secrets.yaml";
+        key = "cache/s3-credentials";
+      };
     };
   };
 
-  systemd.tmpfiles.rules = [ "d /var/lib/push-to-possum 0700 root root -" ];
-  systemd.services.push-to-possum-retry = {
+  systemd.tmpfiles.rules = lib.mkIf pushHook [ "d /var/lib/push-to-possum 0700 root root -" ];
+  systemd.services.push-to-possum-retry = lib.mkIf pushHook {
     description = "Upload to the fleet cache what the post-build hook could not";
     serviceConfig = {
       Type = "oneshot";
       ExecStart = "${pushToCache} --retry";
     };
   };
-  systemd.timers.push-to-possum-retry = {
+  systemd.timers.push-to-possum-retry = lib.mkIf pushHook {
     wantedBy = [ "timers.target" ];
     timerConfig = {
       OnCalendar = "hourly";

@@ -3,12 +3,15 @@
 { config, pkgs, lib, ... }:
 let
   s = config.services.avalanche-agent.secrets;
+  fleetCache = import ../../lib/fleet-cache.nix;
 
-  # The fleet cache in Garage (docs/builder.md "The fleet cache on S3"): the
-  # release builder uploads with the key below, hosts read the bucket
-  # anonymously from Garage's web endpoint at http://fleet-cache.web.internal:3902
-  # (a plain Nix HTTP cache; the narinfo signatures carry the trust).
-  cacheBucket = "fleet-cache";
+  # The fleet cache in Garage (docs/builder.md "The fleet cache on S3"), set
+  # up only when lib/fleet-cache.nix says "garage", so a fleet on harmonia
+  # never needs the secret below: the release builder uploads with that key,
+  # hosts read the bucket anonymously from Garage's web endpoint at
+  # http://fleet-cache.web.internal:3902 (a plain Nix HTTP cache; the narinfo
+  # signatures carry the trust), the exit node as fleetCache.tailnetHost.
+  cacheBucket = fleetCache.bucket;
   # Objects older than this expire; the builder uploads again, at its next
   # release, whatever a current system lost (docs/builder.md, retention).
   cacheRetentionDays = 90;
@@ -25,7 +28,7 @@ let
   };
   # Idempotent: the bucket, the builder's key (imported from the secret, so
   # the key the builder holds is the one Garage knows), its read/write grant,
-  # web access, and the retention rule.
+  # web access, the tailnet alias, and the retention rule.
   cacheSetup = pkgs.writeShellScript "garage-fleet-cache" ''
     set -eu
     export PATH=${
@@ -41,6 +44,8 @@ let
       garage key import --yes -n fleet-cache-builder "$GARAGE_KEY_ID" "$GARAGE_KEY_SECRET"
     garage bucket allow --read --write ${cacheBucket} --key "$GARAGE_KEY_ID"
     garage bucket website --allow ${cacheBucket}
+    garage bucket info ${fleetCache.tailnetHost} >/dev/null 2>&1 ||
+      garage bucket alias ${cacheBucket} ${fleetCache.tailnetHost}
     AWS_ACCESS_KEY_ID=$GARAGE_KEY_ID AWS_SECRET_ACCESS_KEY=$GARAGE_KEY_SECRET AWS_DEFAULT_REGION=garage \
       aws --endpoint-url http://127.0.0.1:3900 s3api put-bucket-lifecycle-configuration \
         --bucket ${cacheBucket} --lifecycle-configuration '${lifecycle}'
@@ -56,7 +61,7 @@ in
   # The release builder's key to the fleet cache bucket: the id and secret
   # the builder holds as cache/s3-credentials (docs/builder.md), here as
   # shell assignments.
-  services.avalanche-agent.secrets.garage-fleet-cache-key = {
+  services.avalanche-agent.secrets.garage-fleet-cache-key = lib.mkIf fleetCache.garage {
     sopsFile = ../../../secrets/nixos/possum/secrets.yaml;
     key = "garage/fleet-cache-key"; # GARAGE_KEY_ID=GK…, GARAGE_KEY_SECRET=…
     restartUnits = [ "garage-fleet-cache.service" ];
@@ -114,7 +119,7 @@ in
     };
   };
 
-  systemd.services.garage-fleet-cache = {
+  systemd.services.garage-fleet-cache = lib.mkIf fleetCache.garage {
     description = "Garage: the fleet cache bucket, its key, web access and retention";
     after = [ "garage.service" ];
     requires = [ "garage.service" ];
@@ -133,8 +138,8 @@ in
   networking.firewall.allowedTCPPorts = [
     3900
     3901
-    3902 # the fleet cache, read-only (s3_web)
-  ];
+  ]
+  ++ lib.optional fleetCache.garage 3902; # the fleet cache, read-only (s3_web)
 
   system.stateVersion = "24.05";
 }

@@ -85,6 +85,7 @@ let
         lib.filterAttrs (_: s: builtins.elem "avalanche-agent.service" (s.after or [ ])) config.systemd.services
       );
       postBuildHook = config.nix.settings.post-build-hook.text or null;
+      substituters = config.nix.settings.substituters or [ ];
       sshServeKeys = config.nix.sshServe.keys or [ ];
       # Where this host's Nix builds go (builder mode, role-builder.nix).
       distributedBuilds = config.nix.distributedBuilds or false;
@@ -114,6 +115,9 @@ in
   # first: it throws "Failed assertions: …" as NixOS does, and otherwise
   # evaluates every value of the configuration.
   report = name: reportOf (hostConfig name);
+
+  # Every host's report in one evaluation (cheaper than one per host).
+  reports = builtins.mapAttrs (name: _: reportOf (hostConfig name)) self.nixosConfigurations;
 
   # What a host opens to the LAN and the pod network, and the kernel modules
   # it loads at boot (kubernetes/ needs both on k3s nodes).
