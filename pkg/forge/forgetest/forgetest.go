@@ -205,7 +205,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	case !ok || (route == "commits" && r.Method != http.MethodGet):
 		http.NotFound(w, r) // Gitea's router: text/plain "404 page not found"
 	case route == "statuses" && r.Method != http.MethodPost:
-		w.Header().Set("Allow", "GET") // Gitea's router, with no body
+		// Gitea's router: no body, an Allow header per method, in no
+		// fixed order.
+		w.Header().Add("Allow", "GET")
+		w.Header().Add("Allow", "POST")
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	case route == "statuses":
 		s.create(w, r, owner+"/"+repo, ref)
