@@ -65,23 +65,8 @@ const leaseTTL = 10 * time.Second
 // 1, lease on anchor) and returns its path.
 func leaseHostConfig(t *testing.T, dir, name, gitURL, forgeURL, anchor string) (string, *config.Config) {
 	t.Helper()
-	dir = filepath.Join(dir, name)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "git-token", "git-token-value\n")
-	writeFile(t, dir, "forge-token", "forge-token-value\n")
-	c := map[string]any{
-		"version": 1, "hostname": name, "flakeOutput": "fleet", "pollInterval": "1s",
-		"repository": map[string]any{"url": gitURL, "tokenFile": filepath.Join(dir, "git-token"), "allowInsecureHTTP": true},
-		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
-		"deploy": map[string]any{"profile": filepath.Join(dir, "profile", "system"), "currentSystem": filepath.Join(dir, "current"),
-			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
-		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
-			"repository": "fleet/avalanche"}},
-		"rollout": map[string]any{"group": "servers", "budgets": map[string]int{"servers": 1},
-			"lease": map[string]any{"anchor": anchor, "ttl": leaseTTL.String()}},
-	}
+	dir, c := reportingHostConfig(t, dir, name, gitURL, forgeURL, map[string]any{"group": "servers",
+		"budgets": map[string]int{"servers": 1}, "lease": map[string]any{"anchor": anchor, "ttl": leaseTTL.String()}})
 	b, _ := json.Marshal(c)
 	path := writeFile(t, dir, "config.json", string(b))
 	cfg, err := config.Load(path)

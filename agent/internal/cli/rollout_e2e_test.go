@@ -38,13 +38,26 @@ const rolloutGroup = "fleet"
 // and in the group rolloutGroup, whose lease lives on commit anchor.
 func startRolloutHost(t testing.TB, dir, name, gitURL, forgeURL, anchor string, waves map[string]int) *client.Client {
 	t.Helper()
+	dir, c := reportingHostConfig(t, dir, name, gitURL, forgeURL, map[string]any{
+		"wave": waves[name], "waves": waves, "soak": rolloutSoak.String(),
+		"group": rolloutGroup, "budgets": map[string]int{rolloutGroup: 1}, "lease": map[string]any{"anchor": anchor, "ttl": "30s"}})
+	cfg, _ := runHostDaemon(t, dir, c)
+	return &client.Client{Socket: cfg.SocketPath()}
+}
+
+// reportingHostConfig makes the directory of host name under dir, with
+// its git and forge tokens, and returns it with the host's config: the
+// test fleet's flake, reporting to the forge at forgeURL, with rollout as
+// its rollout section.
+func reportingHostConfig(t testing.TB, dir, name, gitURL, forgeURL string, rollout map[string]any) (string, map[string]any) {
+	t.Helper()
 	dir = filepath.Join(dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, dir, "git-token", "git-token-value\n")
 	writeFile(t, dir, "forge-token", "forge-token-value\n")
-	c := map[string]any{
+	return dir, map[string]any{
 		"version": 1, "hostname": name, "flakeOutput": "fleet", "pollInterval": "1s",
 		"repository": map[string]any{"url": gitURL, "tokenFile": filepath.Join(dir, "git-token"), "allowInsecureHTTP": true},
 		"stateDir":   filepath.Join(dir, "state"), "runtimeDir": filepath.Join(dir, "run"),
@@ -52,11 +65,8 @@ func startRolloutHost(t testing.TB, dir, name, gitURL, forgeURL, anchor string, 
 			"bootedSystem": filepath.Join(dir, "booted"), "systemdRun": false, "nixArgs": nixtest.Args()},
 		"report": map[string]any{"forge": map[string]any{"url": forgeURL, "tokenFile": filepath.Join(dir, "forge-token"),
 			"repository": "fleet/avalanche"}},
-		"rollout": map[string]any{"wave": waves[name], "waves": waves, "soak": rolloutSoak.String(),
-			"group": rolloutGroup, "budgets": map[string]int{rolloutGroup: 1}, "lease": map[string]any{"anchor": anchor, "ttl": "30s"}},
+		"rollout": rollout,
 	}
-	cfg, _ := runHostDaemon(t, dir, c)
-	return &client.Client{Socket: cfg.SocketPath()}
 }
 
 // rolloutFleet is the agents of the test fleet, by name.
