@@ -15,25 +15,36 @@ import (
 // "biggish" repositories (thousands of objects) in well under a second.
 func GenerateHistory(t testing.TB, bareDir, branch string, commits, filesPerCommit, blobSize int) string {
 	t.Helper()
+	return generate(t, bareDir, branch, commits, blobSize, "generated commit", func(stream *bytes.Buffer, rng *rand.Rand, c int) {
+		for f := range filesPerCommit {
+			content := randomText(rng, blobSize)
+			fmt.Fprintf(stream, "M 100644 inline gen/%d/%d.txt\ndata %d\n%s\n", c, f, len(content), content)
+		}
+	})
+}
+
+// generate appends commits to branch in the bare repository bareDir with
+// git fast-import: commit c is named "<message> c" and holds what files
+// writes for it, with blobs drawn from a generator seeded by the old tip
+// (appended history never repeats old blobs). It returns the new tip.
+func generate(t testing.TB, bareDir, branch string, commits, blobSize int, message string,
+	files func(stream *bytes.Buffer, rng *rand.Rand, c int)) string {
+	t.Helper()
 	Require(t, "git")
 	var stream bytes.Buffer
 	parent := revParse(bareDir, "refs/heads/"+branch)
-	// Seed from the parent so appended history never repeats old blobs.
 	seed := fnv.New64a()
 	seed.Write([]byte(parent))
 	rng := rand.New(rand.NewPCG(seed.Sum64(), uint64(blobSize)))
 	for c := range commits {
 		fmt.Fprintf(&stream, "commit refs/heads/%s\n", branch)
 		fmt.Fprintf(&stream, "committer Avalanche Test <test@avalanche.invalid> %d +0000\n", 1700000000+c)
-		msg := fmt.Sprintf("generated commit %d\n", c)
+		msg := fmt.Sprintf("%s %d\n", message, c)
 		fmt.Fprintf(&stream, "data %d\n%s", len(msg), msg)
 		if c == 0 && parent != "" {
 			fmt.Fprintf(&stream, "from %s\n", parent)
 		}
-		for f := range filesPerCommit {
-			content := randomText(rng, blobSize)
-			fmt.Fprintf(&stream, "M 100644 inline gen/%d/%d.txt\ndata %d\n%s\n", c, f, len(content), content)
-		}
+		files(&stream, rng, c)
 		stream.WriteString("\n")
 	}
 	cmd := exec.Command("git", "fast-import", "--quiet")
@@ -72,28 +83,9 @@ func randomText(rng *rand.Rand, n int) []byte {
 // edited.
 func GenerateEdits(t testing.TB, bareDir, branch string, commits, files, blobSize int) string {
 	t.Helper()
-	Require(t, "git")
-	var stream bytes.Buffer
-	parent := revParse(bareDir, "refs/heads/"+branch)
-	seed := fnv.New64a()
-	seed.Write([]byte(parent))
-	rng := rand.New(rand.NewPCG(seed.Sum64(), uint64(blobSize)))
-	for c := range commits {
-		fmt.Fprintf(&stream, "commit refs/heads/%s\n", branch)
-		fmt.Fprintf(&stream, "committer Avalanche Test <test@avalanche.invalid> %d +0000\n", 1700000000+c)
-		msg := fmt.Sprintf("edit %d\n", c)
-		fmt.Fprintf(&stream, "data %d\n%s", len(msg), msg)
-		if c == 0 && parent != "" {
-			fmt.Fprintf(&stream, "from %s\n", parent)
-		}
+	return generate(t, bareDir, branch, commits, blobSize, "edit", func(stream *bytes.Buffer, rng *rand.Rand, c int) {
 		content := randomText(rng, blobSize)
 		n := c % files
-		fmt.Fprintf(&stream, "M 100644 inline gen/edit/%d/%d.txt\ndata %d\n%s\n\n", n/100, n%100, len(content), content)
-	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
-	cmd.Dir, cmd.Env, cmd.Stdin = bareDir, Env(t.TempDir()), &stream
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git fast-import in %s: %v: %s", bareDir, err, out)
-	}
-	return revParse(bareDir, "refs/heads/"+branch)
+		fmt.Fprintf(stream, "M 100644 inline gen/edit/%d/%d.txt\ndata %d\n%s\n", n/100, n%100, len(content), content)
+	})
 }
