@@ -31,8 +31,11 @@ func NewRecorder(t testing.TB) *Recorder {
 		if err != nil {
 			t.Fatalf("nixtest.NewRecorder: %v", err)
 		}
-		// One line per call: the program and its arguments, NUL-separated.
-		script := fmt.Sprintf("#!/bin/sh\n{ printf '%%s' %s; for a in \"$@\"; do printf '\\0%%s' \"$a\"; done; echo; } >> %s\nexec %s \"$@\"\n",
+		// One line per call: the program and its arguments, NUL-separated,
+		// made in a file of its own and appended with one write, so that
+		// calls running at once (a builder's hosts) never interleave.
+		script := fmt.Sprintf("#!/bin/sh\nline=$(mktemp)\n{ printf '%%s' %s; for a in \"$@\"; do printf '\\0%%s' \"$a\"; done; echo; } > \"$line\"\n"+
+			"cat \"$line\" >> %s\nrm -f \"$line\"\nexec %s \"$@\"\n",
 			prog, shellQuote(r.log), shellQuote(real))
 		if err := os.WriteFile(filepath.Join(r.Dir, prog), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
